@@ -1,0 +1,106 @@
+"""Errors and warnings of causalunlearn.
+
+Every error carries a stable ``code`` (tests match on it), a message that says what is wrong and a
+``hint`` that says how to fix it. A bad graph is reported as one :class:`GraphError` holding *every*
+problem found, each a :class:`Problem` with its location.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class CausalUnlearnWarning(UserWarning):
+    """Warnings raised by causalunlearn itself (turned into errors in the test suite)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a graph or a setting.
+
+    Attributes:
+        code: Stable, kebab-case identifier, e.g. ``unknown-node``.
+        where: Location, e.g. ``interventions.cut_forget_z.target (camu.yaml:23)``.
+        message: What is wrong.
+        hint: How to fix it (may be empty).
+    """
+
+    code: str
+    where: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"[{self.code}] {self.where}: {self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+
+class CausalUnlearnError(Exception):
+    """Base class of every error raised on bad input.
+
+    Args:
+        code: Stable identifier of the problem.
+        message: What is wrong.
+        hint: How to fix it.
+    """
+
+    def __init__(self, code: str, message: str, hint: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.hint = hint
+        super().__init__(f"[{code}] {message}" + (f"\n  hint: {hint}" if hint else ""))
+
+
+class GraphError(CausalUnlearnError):
+    """A graph (file, Python object or override) has one or more problems.
+
+    Attributes:
+        problems: Every problem found, in the order they were found.
+    """
+
+    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        head = f"{len(self.problems)} problem(s) in graph" + (f" {source}" if source else "")
+        body = "\n".join(f"  {p}".replace("\n", "\n  ") for p in self.problems)
+        Exception.__init__(self, f"{head}:\n{body}")
+        self.code = self.problems[0].code if self.problems else "graph"
+        self.message = head
+        self.hint = ""
+
+    @property
+    def codes(self) -> list[str]:
+        """The codes of all problems, in order."""
+        return [p.code for p in self.problems]
+
+
+class DataError(CausalUnlearnError):
+    """Bad data or data settings (missing data root, corrupt file, empty forget set, ...)."""
+
+
+class ModelError(CausalUnlearnError):
+    """A model does not fit what a graph or run asks of it (e.g. a missing representation layer)."""
+
+
+class RunError(CausalUnlearnError):
+    """A run cannot go on (non-finite loss, output folder already holds a finished run, ...)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return a ``did you mean 'x'?`` hint for ``name`` among ``choices`` (empty if nothing close).
+
+    Args:
+        name: The unknown name.
+        choices: The valid names.
+    """
+    choices = list(choices)
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if choices and len(choices) <= 12:
+        return "expected one of: " + ", ".join(sorted(map(str, choices)))
+    return ""
