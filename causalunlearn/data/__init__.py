@@ -1,0 +1,41 @@
+"""Data layer: in-memory datasets (:mod:`.datasets`) and forget/retain splits (:mod:`.splits`).
+
+Importing this package registers the built-in datasets: ``digits``, ``mnist``, ``fashion-mnist``,
+``cifar10`` and ``cifar100``.
+"""
+
+from causalunlearn.data.datasets import (
+    DATASETS,
+    TensorData,
+    default_cache_dir,
+    load_dataset,
+    register_dataset,
+    resolve_data_root,
+)
+from causalunlearn.data.datasets_cifar import (
+    CIFAR10_CLASSES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    load_image_folder,
+)
+from causalunlearn.data.datasets_idx import read_idx
+from causalunlearn.data.splits import SCENARIO_FORMS, Scenario, Split, make_split, parse_scenario
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "DATASETS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SCENARIO_FORMS",
+    "Scenario",
+    "Split",
+    "TensorData",
+    "default_cache_dir",
+    "load_dataset",
+    "load_image_folder",
+    "make_split",
+    "parse_scenario",
+    "read_idx",
+    "register_dataset",
+    "resolve_data_root",
+]
