@@ -361,6 +361,7 @@ def cached_tensors(
         try:
             with os.fdopen(fd, "wb") as fh:
                 torch.save(data, fh)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a cache may be shared
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

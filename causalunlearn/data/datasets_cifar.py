@@ -246,7 +246,7 @@ def _decode(data: bytes, where: str) -> np.ndarray:
 def _decode_tree(
     entries: Iterator[tuple[str, str, str, bytes]], source: Path, progress: bool
 ) -> dict[str, object]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     decoded: dict[str, list[tuple[str, str, np.ndarray]]] = {p: [] for p in _SPLITS}
     shape = None

@@ -1,0 +1,44 @@
+"""Models: a registry of classifiers that return logits and declare their representation layer.
+
+This layer knows nothing of graphs. Devices are parameters (``build_model(..., device=...)``).
+"""
+
+from causalunlearn.models.representation import (
+    REPRESENTATION_ALIAS,
+    RepresentationCapture,
+    capture_representation,
+    forward_with_representation,
+    resolve_layer,
+    resolve_layer_path,
+)
+from causalunlearn.models.zoo import (
+    CNN,
+    MLP,
+    MODELS,
+    CifarResNet18,
+    ModelFactory,
+    ResNet18At224,
+    build_model,
+    load_state,
+    register_model,
+    save_state,
+)
+
+__all__ = [
+    "CNN",
+    "MLP",
+    "MODELS",
+    "REPRESENTATION_ALIAS",
+    "CifarResNet18",
+    "ModelFactory",
+    "RepresentationCapture",
+    "ResNet18At224",
+    "build_model",
+    "capture_representation",
+    "forward_with_representation",
+    "load_state",
+    "register_model",
+    "resolve_layer",
+    "resolve_layer_path",
+    "save_state",
+]

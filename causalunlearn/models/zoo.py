@@ -79,7 +79,8 @@ def register_model(name: str, *, overwrite: bool = False) -> Callable[[ModelFact
         if not callable(factory):
             raise ModelError(
                 "invalid-model-factory",
-                f"register_model('{name}') needs a class or a callable, got {type(factory).__name__}",
+                f"register_model('{name}') needs a class or a callable, got"
+                f" {type(factory).__name__}",
                 "decorate a class or function taking (num_classes, input_shape)",
             )
         MODELS[name] = factory
@@ -432,4 +433,4 @@ def _describe(factory: object) -> str:
 
 
 def _join(*parts: str) -> str:
-    return "; ".join(p for p in parts if p)
+    return "; ".join(p for p in parts if p).replace("?; ", "? ")

@@ -1,0 +1,129 @@
+"""Divergences: how a model value is compared with its reference, as a registry.
+
+A divergence is a function ``fn(value, reference, spec) -> scalar tensor`` where ``value`` is
+the model's tensor at the edge's target (``N×D`` representation, ``N×C`` logits, or a list of
+parameters), ``reference`` a :class:`~causalunlearn.compile.references.Target` (labels, logits
+or probabilities, detached) and ``spec`` the edge's
+:class:`~causalunlearn.graph.spec.Divergence` (softmax axis, temperature, reduction, direction).
+Register your own with :func:`register_divergence`; a graph then names it as
+``divergence: {kind: <name>}`` once it is also added to the graph schema's allowed kinds with
+``causalunlearn.graph.spec.DIVERGENCE_KINDS`` (see ``docs/extending.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from causalunlearn.compile.references import Target
+from causalunlearn.errors import CausalUnlearnError, did_you_mean
+from causalunlearn.graph import spec as S
+
+DivergenceFn = Callable[[torch.Tensor, "Target | None", S.Divergence], torch.Tensor]
+DIVERGENCES: dict[str, DivergenceFn] = {}
+
+
+def register_divergence(name: str) -> Callable[[DivergenceFn], DivergenceFn]:
+    """Decorator: register a divergence under ``name`` (and allow it in graph files).
+
+    Example::
+
+        @register_divergence("cosine")
+        def cosine(value, reference, spec):
+            return (1 - F.cosine_similarity(value, reference.value, dim=1)).mean()
+    """
+
+    def deco(fn: DivergenceFn) -> DivergenceFn:
+        DIVERGENCES[name] = fn
+        if name not in S.DIVERGENCE_KINDS:
+            S.DIVERGENCE_KINDS = (*S.DIVERGENCE_KINDS, name)
+        return fn
+
+    return deco
+
+
+def get_divergence(name: str) -> DivergenceFn:
+    """The registered divergence ``name``."""
+    if name not in DIVERGENCES:
+        raise CausalUnlearnError("unknown-divergence", f"no divergence '{name}'", did_you_mean(name, DIVERGENCES))
+    return DIVERGENCES[name]
+
+
+def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce per-element values: ``sum``; ``mean`` over all elements; ``batchmean`` = sum / N."""
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "batchmean":
+        return values.sum() / values.shape[0]
+    return values.mean()
+
+
+def _log_probs(x: torch.Tensor, spec: S.Divergence) -> torch.Tensor:
+    return F.log_softmax(x / spec.temperature, dim=1)
+
+
+def _reference_log_probs(ref: Target, spec: S.Divergence) -> torch.Tensor:
+    if ref.kind == "logits":
+        return F.log_softmax(ref.value / spec.temperature, dim=1)
+    if ref.kind == "probs":
+        return ref.value.clamp_min(1e-12).log()
+    raise CausalUnlearnError("bad-reference", f"a KL/soft term needs a distribution, got {ref.kind}")
+
+
+@register_divergence("kl")
+def kl(value: torch.Tensor, ref: Target, spec: S.Divergence) -> torch.Tensor:
+    """Kullback-Leibler divergence between softmax distributions along axis 1.
+
+    ``reference_to_model``: KL(p_ref ‖ p_model) = Σ p_ref (log p_ref − log p_model), which is
+    PyTorch's ``KLDivLoss(log_softmax(model), softmax(reference))`` as in CaMU's official code
+    (softmax over the representation's dimensions, ``reduction="sum"``). ``model_to_reference``
+    swaps the arguments. Temperature T divides both sides' logits (no T² factor; scale the
+    edge's weight if you want Hinton's convention).
+    """
+    log_q = _log_probs(value, spec)
+    log_p = _reference_log_probs(ref, spec)
+    if spec.direction == "model_to_reference":
+        log_p, log_q = log_q, log_p
+    return reduce(F.kl_div(log_q, log_p, reduction="none", log_target=True), spec.reduction)
+
+
+@register_divergence("cross_entropy")
+def cross_entropy(value: torch.Tensor, ref: Target, spec: S.Divergence) -> torch.Tensor:
+    """Cross-entropy of the model's softmax(logits / T) against labels or a soft reference.
+
+    Labels: −log p_model[y] per row (PyTorch ``cross_entropy``), reduced over the batch
+    (``mean`` is the batch mean, as CaMU's ``CrossEntropyLoss()``). Soft references (an
+    original or random model, a fixed distribution): −Σ p_ref log p_model per row.
+    """
+    logits = value / spec.temperature
+    if ref.kind == "labels":
+        per_row = F.cross_entropy(logits, ref.value, reduction="none")
+    else:
+        per_row = -(_reference_log_probs(ref, spec).exp() * F.log_softmax(logits, dim=1)).sum(1)
+    return reduce(per_row, spec.reduction)
+
+
+@register_divergence("mse")
+def mse(value: torch.Tensor, ref: Target, spec: S.Divergence) -> torch.Tensor:
+    """Squared error between the model value and the reference (after softmax if asked)."""
+    if spec.softmax_over != "none":
+        value = F.softmax(value / spec.temperature, dim=1)
+        target = _reference_log_probs(ref, spec).exp()
+    else:
+        target = ref.value if ref.kind != "labels" else F.one_hot(ref.value, value.shape[1]).to(value)
+    return reduce((value - target) ** 2, spec.reduction)
+
+
+@register_divergence("l1")
+def l1(value: torch.Tensor | list[torch.Tensor], ref: Target | None, spec: S.Divergence) -> torch.Tensor:
+    """ℓ1 norm Σ|θ| of the target (the model's parameters for a ``parameters`` node).
+
+    ``mean`` divides by the number of elements; ``sum``/``batchmean`` give the plain norm.
+    """
+    tensors = value if isinstance(value, (list, tuple)) else [value]
+    total = sum(t.abs().sum() for t in tensors)
+    if spec.reduction == "mean":
+        total = total / sum(t.numel() for t in tensors)
+    return total
