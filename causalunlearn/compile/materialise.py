@@ -137,7 +137,7 @@ def _base_rows(node: S.Node, data, split, device) -> tuple[torch.Tensor, torch.T
         if idx is None:
             x, y = data.train_x, data.train_y
         else:
-            index = torch.as_tensor(idx, dtype=torch.long, device=data.train_x.device)
+            index = torch.tensor(idx, dtype=torch.long, device=data.train_x.device)
             x, y = data.train_x[index], data.train_y[index]
     if node.repeat > 1:
         x, y = x.repeat(node.repeat, *([1] * (x.dim() - 1))), y.repeat(node.repeat)

@@ -150,8 +150,9 @@ def to_pgmpy(graph: S.Graph, intervened: bool = False) -> Any:
 
     Args:
         graph: The graph.
-        intervened: Apply pgmpy's ``do`` to every cut target (removing its incoming edges), then
-            reconnect the cutting intervention nodes: the graph the objective trains towards.
+        intervened: Apply pgmpy's ``do`` to every cut target and to every cutting ``do:`` node
+            (removing their incoming edges), then reconnect the cutting intervention nodes to
+            their targets: the graph the objective trains towards.
     """
     from pgmpy.base import DAG  # lazy: pgmpy imports torch and pandas
 
@@ -164,7 +165,12 @@ def to_pgmpy(graph: S.Graph, intervened: bool = False) -> Any:
     targets = cut_targets(graph)
     if not targets:
         return dag
-    dag = dag.do(targets)
+    # A cutting edge sets its target to a value that, by the rule of ``classify``, carries no
+    # information specific to the rows of its stream: its ``do:`` node is exogenous too, so a
+    # reference computed from forget rows (a random teacher on forget, labels redrawn from forget
+    # rows) does not reopen the path it cuts.
+    cutters = [n for n, a in nxg.nodes(data=True) if a.get("effect") == "cut"]
+    dag = dag.do(targets + cutters)
     for node in targets:
         for src, _, attrs in nxg.in_edges(node, data=True):
             if attrs.get("kind") == "intervention" and nxg.nodes[src].get("effect") == "cut":

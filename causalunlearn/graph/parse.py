@@ -45,8 +45,22 @@ class Collector:
 
     def __init__(self, source: str | None = None, lines: Mapping[Path, int] | None = None):
         self.source = source
+        self.from_file = lines is not None  # name the file even where no line is known
         self.lines = lines or {}
         self.problems: list[Problem] = []
+        #: Entries declared in the source that could not be built, by section (``"*"``: the
+        #: whole section was unreadable). The semantic checks stay silent about them, so one
+        #: mistake is reported once, not again at every place that names the entry.
+        self.unbuilt: dict[str, set[str]] = {}
+
+    def mark_unbuilt(self, section: str, name: str = "*") -> None:
+        """Record that entry ``name`` of ``section`` was declared but could not be built."""
+        self.unbuilt.setdefault(section, set()).add(name)
+
+    def is_unbuilt(self, section: str, name: str = "*") -> bool:
+        """Whether ``name`` (or the whole ``section``) was declared but could not be built."""
+        ids = self.unbuilt.get(section, set())
+        return "*" in ids or name in ids
 
     def where(self, path: Path) -> str:
         """Dotted path plus ``(file:line)`` when the YAML position is known."""
@@ -56,6 +70,8 @@ class Collector:
             probe = probe[:-1]
         if probe in self.lines:
             text += f" ({self.source or 'line'}:{self.lines[probe]})"
+        elif self.from_file and self.source:
+            text += f" ({self.source})"
         return text
 
     def add(self, code: str, path: Path, message: str, hint: str = "") -> None:
@@ -152,9 +168,11 @@ def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
 def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | None:
     if not isinstance(raw, Mapping):
         c.add("wrong-type", path, f"node '{node_id}' must be a mapping with a 'kind'")
+        c.mark_unbuilt("nodes", node_id)
         return None
     kind = _get(c, raw, "kind", path, str, None, S.NODE_KINDS)
     if kind is None:
+        c.mark_unbuilt("nodes", node_id)
         if "kind" not in raw:
             c.add("missing-field", path, "missing required field 'kind'", "kinds: " + ", ".join(S.NODE_KINDS))
         return None
@@ -166,7 +184,10 @@ def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | No
     if not isinstance(do_raw, list):
         c.add("wrong-type", (*path, "do"), "'do' must be a list of operations")
         do_raw = []
+        c.mark_unbuilt("do", node_id)
     ops = tuple(op for i, r in enumerate(do_raw) if (op := _parse_do(c, r, (*path, "do", str(i)))))
+    if len(ops) != len(do_raw):
+        c.mark_unbuilt("do", node_id)
     return S.Node(
         node_id,
         "data",
@@ -181,6 +202,15 @@ def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | No
 
 def _parse_reference(c: Collector, raw: Any, path: Path) -> S.Reference | None:
     if raw is None:
+        return None
+    c.mark_unbuilt("references", path[1])  # cleared below once the reference is built
+    if not isinstance(raw, Mapping):
+        c.add(
+            "wrong-type",
+            path,
+            f"a reference is a mapping, got {type(raw).__name__} {raw!r}",
+            "e.g. {original: retain_sample} or {labels: counterfactual, align: paired}",
+        )
         return None
     m = _mapping(c, raw, path, REFERENCE_FIELDS)
     kinds = [k for k in S.REFERENCE_KINDS if k in m]
@@ -198,6 +228,7 @@ def _parse_reference(c: Collector, raw: Any, path: Path) -> S.Reference | None:
         stream = None
     else:
         dist, stream = None, _get(c, m, kind, path, str, None)
+    c.unbuilt["references"].discard(path[1])
     return S.Reference(
         kind,
         stream=stream,
@@ -218,6 +249,18 @@ def default_softmax_axis(divergence_kind: str, target_kind: str | None) -> str:
 
 
 def _parse_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_kinds) -> Any:
+    edge = _build_intervention(c, edge_id, raw, path, node_kinds)
+    if edge is None:
+        c.mark_unbuilt("interventions", edge_id)
+        stage = raw.get("stage") if isinstance(raw, Mapping) else None
+        c.mark_unbuilt("stage-users", stage if isinstance(stage, str) else "*")
+    return edge
+
+
+def _build_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_kinds) -> Any:
+    if not isinstance(raw, Mapping):
+        c.add("wrong-type", path, f"intervention edge '{edge_id}' must be a mapping")
+        return None
     m = _mapping(
         c,
         raw,
@@ -265,7 +308,8 @@ def _parse_stage(c: Collector, stage_id: str, raw: Any, path: Path) -> S.Stage |
             mask = S.Mask(kind, data, _get(c, mm, "keep", mpath, float, 0.5))
     optimizer = _get(c, m, "optimizer", path, str, None, S.OPTIMIZERS)
     lr = _get(c, m, "lr", path, float, None)
-    if optimizer is None or lr is None:
+    if optimizer is None or lr is None or not isinstance(raw, Mapping):
+        c.mark_unbuilt("stages", stage_id)
         return None
     return S.Stage(
         stage_id,
@@ -285,6 +329,7 @@ def _keyed(c: Collector, raw: Any, path: Path) -> dict:
         return {}
     if not isinstance(raw, Mapping):
         c.add("wrong-type", path, f"'{path[-1]}' must be a mapping from id to definition")
+        c.mark_unbuilt(path[-1])
         return {}
     return {str(k): v for k, v in raw.items()}
 
@@ -307,6 +352,9 @@ def graph_from_dict(
     c = Collector(source, lines)
     if not data:
         c.add("empty-graph", (), "the graph is empty", "start from graphs/camu.yaml")
+        c.raise_if_any()
+    if not isinstance(data, Mapping):
+        c.add("wrong-type", (), f"a graph is a mapping of sections, got {type(data).__name__}")
         c.raise_if_any()
     top = _mapping(c, data, (), TOP_FIELDS, ("format", "name"))
     fmt = _get(c, top, "format", (), str, None)
@@ -337,7 +385,13 @@ def graph_from_dict(
         for k, v in _keyed(c, top.get("stages"), ("stages",)).items()
         if (s := _parse_stage(c, k, v, ("stages", k)))
     )
-    sm = _mapping(c, top.get("schedule"), ("schedule",), S.field_names(S.Schedule), ("order",))
+    if top.get("schedule") is None:
+        c.add("missing-field", (), "missing required field 'schedule'", "e.g. schedule: {order: [...]}")
+        c.mark_unbuilt("schedule")
+    elif not isinstance(top["schedule"], Mapping):
+        c.mark_unbuilt("schedule")
+    # schedule.order is required; the semantic check reports it (for Python-built graphs too).
+    sm = _mapping(c, top.get("schedule"), ("schedule",), S.field_names(S.Schedule))
     schedule = S.Schedule(
         order=_str_list(c, sm, "order", ("schedule",)) or (),
         epochs=_get(c, sm, "epochs", ("schedule",), int, 1),

@@ -64,7 +64,8 @@ def _ref(c, nodes, name, path, kinds=("data",), what="node") -> bool:
     if name is None:
         return False
     if name not in nodes:
-        c.add("unknown-node", path, f"unknown {what} '{name}'", did_you_mean(name, nodes))
+        if not c.is_unbuilt("nodes", name):
+            c.add("unknown-node", path, f"unknown {what} '{name}'", did_you_mean(name, nodes))
         return False
     if nodes[name].kind not in kinds:
         c.add(
@@ -127,9 +128,9 @@ def _check_nodes(c, nodes: dict[str, S.Node]) -> None:
             )
         if n.split is not None and n.derived_from is not None:
             c.add("conflicting-fields", path, "a data node has a split or a source, not both")
-        if n.do and n.derived_from is None:
+        if n.do and n.derived_from is None and n.split is not None:  # else reported above
             c.add("conflicting-fields", (*path, "do"), "do-operations need 'derived_from'")
-        if n.derived_from is not None and not n.do:
+        if n.derived_from is not None and not n.do and not c.is_unbuilt("do", n.id):
             c.add("missing-field", path, f"derived node '{n.id}' has no 'do' operations")
         _ref(c, nodes, n.derived_from, (*path, "derived_from"), what="source node")
         _ref(c, nodes, n.paired_with, (*path, "paired_with"), what="paired node")
@@ -153,7 +154,8 @@ def _check_mechanisms(c, nodes, mechanisms) -> None:
         ok = True
         for name in (src, dst):
             if name not in nodes:
-                c.add("unknown-node", path, f"unknown node '{name}'", did_you_mean(name, nodes))
+                if not c.is_unbuilt("nodes", name):
+                    c.add("unknown-node", path, f"unknown node '{name}'", did_you_mean(name, nodes))
                 ok = False
         if ok and (nodes[src].kind, nodes[dst].kind) not in _MECHANISM_KINDS:
             c.add(
@@ -181,7 +183,7 @@ def _check_mechanisms(c, nodes, mechanisms) -> None:
 
 def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
     path = ("interventions", e.id)
-    if e.stage not in stages:
+    if e.stage not in stages and not c.is_unbuilt("stages", e.stage):
         c.add("unknown-stage", (*path, "stage"), f"unknown stage '{e.stage}'", did_you_mean(e.stage, stages))
     kinds = ("representation", "output", "parameters")
     target_ok = _ref(c, nodes, e.target, (*path, "target"), kinds, "target node")
@@ -205,10 +207,11 @@ def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
     if div.kind == "l1":
         if ref is not None:
             c.add("bad-reference", (*path, "reference"), "an l1 term takes no reference")
-    elif ref is None:
+    elif ref is None and not c.is_unbuilt("references", e.id):
         c.add("missing-field", path, f"a {div.kind} term needs a 'reference'")
     axis_for = {"features": "representation", "classes": "output"}
-    if target_kind in axis_for.values() and div.softmax_over in axis_for:
+    misfit = div.kind == "cross_entropy" and target_kind not in (None, "output")  # reported above
+    if target_kind in axis_for.values() and div.softmax_over in axis_for and not misfit:
         if axis_for[div.softmax_over] != target_kind:
             c.add(
                 "bad-value",
@@ -261,20 +264,23 @@ def _check_stages(c, nodes, stages, interventions, schedule) -> None:
                 c.add("bad-value", (*path, "mask", "keep"), "keep must be in (0, 1]")
         for name in s.zip or ():
             _ref(c, nodes, name, (*path, "zip"), what="data node")
-        if s.id not in used:
+        # With no edges at all, "empty-graph" already says it.
+        if interventions and s.id not in used and not c.is_unbuilt("stage-users", s.id):
             c.add(
                 "stage-without-terms",
                 path,
                 f"stage '{s.id}' has no intervention edges",
                 f"remove the stage or give an edge 'stage: {s.id}'",
             )
-        if s.id not in schedule.order:
+        if s.id not in schedule.order and schedule.order:  # an empty order is reported below
             c.add("stage-not-scheduled", path, f"stage '{s.id}' is not in schedule.order")
     spath = ("schedule",)
+    if c.is_unbuilt("schedule"):
+        return
     if not schedule.order:
         c.add("missing-field", spath, "schedule.order lists the stages to run")
     for name in schedule.order:
-        if name not in stages:
+        if name not in stages and not c.is_unbuilt("stages", name):
             c.add("unknown-stage", (*spath, "order"), f"unknown stage '{name}'", did_you_mean(name, stages))
     if len(set(schedule.order)) != len(schedule.order):
         c.add("bad-value", (*spath, "order"), "a stage appears twice in schedule.order")
@@ -331,7 +337,9 @@ def semantic_problems(c, **parts: Any) -> None:
     """
     nodes_list, interventions = parts["nodes"], parts["interventions"]
     stages_list, schedule = parts["stages"], parts["schedule"]
-    if not nodes_list or not interventions:
+    if (not nodes_list and not c.unbuilt.get("nodes")) or (
+        not interventions and not c.unbuilt.get("interventions")
+    ):
         c.add(
             "empty-graph",
             (),

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import replace
 from pathlib import Path as FsPath
@@ -33,6 +34,7 @@ _SAFE_TAGS = {
     "tag:yaml.org,2002:" + t
     for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
 }
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 EXTENDS_FIELDS = ("format", "extends", "name", "summary", "citation", "remove", "set")
 
 
@@ -46,8 +48,12 @@ class _Loader(yaml.SafeLoader):
         self.duplicates: list[tuple[str, int]] = []
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        # Only the mapping's own keys count: a key that overrides one brought in by a merge
+        # (``<<: *base``) is YAML's intended use, not a duplicate.
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 self.duplicates.append((str(key), key_node.start_mark.line + 1))
@@ -58,26 +64,55 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
-def _walk(node: yaml.Node, path: tuple[str, ...], lines: dict, problems: list, source: str) -> None:
+def _walk(
+    node: yaml.Node,
+    path: tuple[str, ...],
+    lines: dict,
+    problems: list,
+    source: str,
+    seen: set[int] | None = None,
+    stack: tuple[int, ...] = (),
+) -> None:
+    """Check every node's tag (keys included) and record key lines.
+
+    Aliases share node objects: each is walked once (``seen``), so a "billion laughs" document
+    stays linear, and an alias that contains itself is reported instead of recursing forever.
+    """
+    seen = set() if seen is None else seen
+    where = f"{'.'.join(path) or '<root>'} ({source}:{node.start_mark.line + 1})"
+    if id(node) in stack:
+        problems.append(
+            Problem("yaml-syntax", where, "an alias refers to itself", "graph files are trees")
+        )
+        return
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    stack = (*stack, id(node))
     if node.tag not in _SAFE_TAGS:
         problems.append(
             Problem(
                 "unsafe-yaml-tag",
-                f"{'.'.join(path) or '<root>'} ({source}:{node.start_mark.line + 1})",
+                where,
                 f"tag '{node.tag}' is not allowed",
                 "graph files hold plain data only; remove the tag",
             )
         )
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            sub = (*path, str(key.value))
+            if key.tag == _MERGE_TAG:  # ``<<: *anchor``: plain YAML, its value is walked
+                _walk(value, path, lines, problems, source, seen, stack)
+                continue
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "<complex key>"
+            sub = (*path, name)
             lines.setdefault(sub, key.start_mark.line + 1)
-            _walk(value, sub, lines, problems, source)
+            _walk(key, sub, lines, problems, source, seen, stack)
+            _walk(value, sub, lines, problems, source, seen, stack)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             sub = (*path, str(i))
             lines.setdefault(sub, item.start_mark.line + 1)
-            _walk(item, sub, lines, problems, source)
+            _walk(item, sub, lines, problems, source, seen, stack)
 
 
 def read_yaml(text: str, source: str = "<yaml>") -> tuple[Any, dict[tuple[str, ...], int]]:
@@ -105,7 +140,13 @@ def read_yaml(text: str, source: str = "<yaml>") -> tuple[Any, dict[tuple[str, .
         _walk(node, (), lines, problems, source)
         if problems:
             raise GraphError(problems, source)
-        data = loader.construct_document(node)
+        try:
+            data = loader.construct_document(node)
+        except yaml.YAMLError as err:  # e.g. a merge key whose value is not a mapping
+            mark = getattr(err, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+            what = getattr(err, "problem", None) or str(err)
+            raise GraphError([Problem("yaml-syntax", where, f"YAML error: {what}")], source) from None
         if loader.duplicates:
             raise GraphError(
                 [
@@ -152,15 +193,28 @@ def _resolve(path: FsPath | None, text: str, source: str, depth: int = 0) -> tup
     overrides = data.get("set") or {}
     if not isinstance(removals, dict) or not isinstance(overrides, dict):
         raise GraphError([Problem("wrong-type", source, "'remove' and 'set' are mappings")], source)
-    plain = apply_removals_to_dict(plain, removals)
-    plain = apply_overrides_to_dict(plain, overrides)
+    try:
+        plain = apply_removals_to_dict(plain, removals)
+        plain = apply_overrides_to_dict(plain, overrides)
+    except GraphError as err:  # locate each problem at its 'remove'/'set' entry in this file
+        raise GraphError([_locate(p, source, lines) for p in err.problems], source) from None
     for key in ("format", "name", "summary", "citation"):
         if key in data:
             plain[key] = data[key]
     removed = tuple(f"{sec}.{i}" if sec != "mechanisms" else f"mechanisms.{i[0]}->{i[1]}"
                     for sec, ids in removals.items() for i in ids)
-    prov = S.Provenance(base=str(base_path), removed=removed, overridden=tuple(overrides))
-    return plain, {}, prov
+    prov = S.Provenance(base=os.path.normpath(base_path), removed=removed, overridden=tuple(overrides))
+    # A problem inside an overridden value points at its 'set' line; any other at this file.
+    set_lines = {tuple(str(k).split(".")): lines[("set", str(k))] for k in overrides}
+    return plain, set_lines, prov
+
+
+def _locate(problem: Problem, source: str, lines: dict) -> Problem:
+    """``problem`` with the ``file:line`` of the ``remove``/``set`` entry it is about."""
+    key = tuple(problem.where.split(".", 1)) if problem.where.startswith("remove.") else None
+    line = lines.get(key) if key else lines.get(("set", problem.where))
+    where = f"{problem.where} ({source}:{line})" if line else f"{problem.where} ({source})"
+    return replace(problem, where=where)
 
 
 def load_graph(

@@ -227,7 +227,9 @@ def _model_device(model: nn.Module) -> torch.device:
 def _to_tensor(value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
-    return torch.as_tensor(np.asarray(value))
+    array = np.asarray(value)
+    # Read-only arrays (e.g. a Split's indices) would make torch warn; copy those.
+    return torch.as_tensor(array if array.flags.writeable else array.copy())
 
 
 def _as_predictions(logits_or_preds: Any) -> torch.Tensor:

@@ -1,0 +1,82 @@
+"""``causalunlearn run``: unlearn with a graph on a dataset and scenario over seeds.
+
+A thin shell over :func:`causalunlearn.experiment.run_experiment`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from causalunlearn.errors import RunError
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, got '{text}'") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed, e.g. --seeds 0,1,2")
+    return seeds
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``causalunlearn run``."""
+    parser.add_argument("graph", help="graph file, e.g. graphs/camu.yaml")
+    parser.add_argument("--dataset", default="digits", help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100")
+    parser.add_argument(
+        "--scenario",
+        default="class:0",
+        help="class:0 | class:0,3 | random:0.1 | perclass:0=0.5 | indices:FILE (your forget indices)",
+    )
+    parser.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
+    parser.add_argument("--preset", help="a preset of the graph, e.g. mnist-class (see the graph file)")
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="override a graph field")
+    parser.add_argument("--model", help="registered model (default: mlp for digits, cnn for MNIST, resnet18 for CIFAR)")
+    parser.add_argument("--checkpoint", help="your trained original model (state_dict) instead of training one")
+    parser.add_argument("--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)")
+    parser.add_argument("--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--attacker", default="gbdt", help="membership-inference attacker: gbdt or xgboost")
+    parser.add_argument("--epochs-original", type=int, help="epochs of original/oracle training (official: 20)")
+    parser.add_argument("--no-oracle", action="store_true", help="skip the retrain oracle")
+    parser.add_argument("--out", help="run folder (default: runs/<graph>-<dataset>-<scenario>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Handler of ``causalunlearn run``: prints the Markdown table, returns the exit status."""
+    from causalunlearn.experiment import RunSettings, markdown_table, run_experiment
+    from causalunlearn.graph import load_graph, parse_assignments
+    from causalunlearn.recipes import Recipe
+
+    overrides = parse_assignments(args.set)
+    graph = load_graph(args.graph, preset=args.preset, overrides=overrides)
+    scenario = args.scenario
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        raise RunError("missing-checkpoint", f"no checkpoint at {args.checkpoint}", "pass a state_dict saved with torch.save")
+    recipe = Recipe(epochs=args.epochs_original) if args.epochs_original else Recipe()
+    settings = RunSettings(
+        dataset=args.dataset,
+        scenario=scenario,
+        seeds=tuple(args.seeds),
+        model=args.model,
+        recipe=recipe,
+        data_root=args.data_root,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        attacker=args.attacker,
+        checkpoint=args.checkpoint,
+        oracle=not args.no_oracle,
+        progress=not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI"),
+    )
+    safe = scenario.replace(":", "-").replace(",", "_").replace("/", "_")
+    out = args.out or f"runs/{graph.name}-{args.dataset}-{safe}"
+    manifest = run_experiment(graph, settings, out, overwrite=args.overwrite)
+    print(markdown_table(manifest))
+    print(f"run folder: {out} (manifest.json, results.md, splits, unlearned models)")
+    return 0

@@ -1,0 +1,282 @@
+"""Run a graph on a dataset and scenario over seeds; write the run folder (manifest, table, models).
+
+A run folder holds ``manifest.json`` (resolved graph and its hash, seeds, split digests,
+versions, per-seed metrics of the original / unlearned / retrained models, times, per-step
+losses), ``results.md`` (the table), ``split-seed<S>.json`` and ``unlearned-seed<S>.pt``.
+The folder is built under a temporary name and swapped in at the end, so a failed run never
+leaves half a folder and never replaces an earlier finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from causalunlearn.data import load_dataset, make_split
+from causalunlearn.data.splits import Split
+from causalunlearn.errors import RunError
+from causalunlearn.graph import spec as S
+from causalunlearn.models.zoo import build_model, load_state, save_state
+from causalunlearn.pipeline import ModelCache, _model_name, evaluate, pick_device, unlearn
+from causalunlearn.recipes import Recipe
+
+MANIFEST_FORMAT = "causalunlearn.run/v1"
+ROLES = ("original", "unlearned", "oracle")
+METRICS = (
+    ("retain_acc", "Retain acc (train)", "↑ ≈ oracle"),
+    ("forget_acc", "Forget acc (train)", "≈ oracle"),
+    ("test_acc", "Test acc", "↑ ≈ oracle"),
+    ("test_retained_classes_acc", "Test acc, retained classes", "↑ ≈ oracle"),
+    ("test_forgotten_classes_acc", "Test acc, forgotten classes", "≈ oracle"),
+    ("mia_acc", "MIA acc (sorted softmax)", "≈ oracle"),
+    ("mia_forget_member_rate", "MIA forget→member rate", "≈ oracle"),
+)
+
+
+@dataclass
+class RunSettings:
+    """Everything a run needs besides the graph.
+
+    Attributes:
+        dataset: Registered dataset name (``digits``, ``mnist``, ``fashion-mnist``, ...).
+        scenario: ``class:0``, ``random:0.1``, ``perclass:...`` or ``indices:FILE``.
+        seeds: Seeds; each seeds the original model, the split, the unlearning and the oracle.
+        model: Registered model name (default per dataset).
+        recipe: Training recipe of the original and the oracle.
+        data_root: Data root (else ``CAUSALUNLEARN_DATA_ROOT``).
+        cache_dir: Cache of datasets and models (else ``CAUSALUNLEARN_CACHE``).
+        device: ``cpu``, ``cuda`` or ``None`` (CUDA when present).
+        attacker: Membership-inference attacker (``gbdt`` or ``xgboost``).
+        checkpoint: A user's trained original (state_dict) instead of training one.
+        oracle: Also train (or load) the retrain oracle.
+        progress: Show progress bars.
+    """
+
+    dataset: str = "digits"
+    scenario: str = "class:0"
+    seeds: Sequence[int] = (0,)
+    model: str | None = None
+    recipe: Recipe = field(default_factory=Recipe)
+    data_root: str | None = None
+    cache_dir: str | None = None
+    device: str | None = None
+    attacker: str = "gbdt"
+    checkpoint: str | None = None
+    oracle: bool = True
+    progress: bool = True
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software a run used."""
+    import numpy
+    import sklearn
+
+    import causalunlearn
+
+    return {
+        "causalunlearn": causalunlearn.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; NaN for one value), ignoring NaNs."""
+    vals = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return float("nan"), float("nan")
+    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else float("nan")
+
+
+def summarise(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per role and metric: ``{"mean", "std"}`` over seeds (sample std, ddof=1)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for role in ROLES:
+        rows = [r["metrics"][role] for r in per_seed if role in r["metrics"]]
+        if not rows:
+            continue
+        out[role] = {}
+        for key in rows[0]:
+            m, s = mean_std([row[key] for row in rows])
+            out[role][key] = {"mean": m, "std": s}
+    times = [r["seconds"]["unlearn_total"] for r in per_seed]
+    m, s = mean_std(times)
+    out.setdefault("unlearned", {})["unlearn_seconds"] = {"mean": m, "std": s}
+    return out
+
+
+def _fmt(stat: dict[str, float] | None, digits: int = 2) -> str:
+    if stat is None or math.isnan(stat["mean"]):
+        return "–"
+    if math.isnan(stat["std"]):
+        return f"{stat['mean']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def markdown_table(manifest: dict[str, Any]) -> str:
+    """The run's results as a Markdown table (original / unlearned / retrain oracle)."""
+    summary = manifest["summary"]
+    name = manifest["graph"]["name"]
+    seeds = manifest["seeds"]
+    lines = [
+        f"**{name}** on {manifest['dataset']} ({manifest['scenario']}), model {manifest['model']},"
+        f" seeds {', '.join(map(str, seeds))} (mean ± sample std, percent)",
+        "",
+        f"| metric | original | {name} | retrain oracle |",
+        "|---|---|---|---|",
+    ]
+    for key, label, _ in METRICS:
+        cells = [_fmt(summary.get(role, {}).get(key)) for role in ROLES]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    lines.append(f"| Unlearning time (s) | – | {_fmt(summary['unlearned'].get('unlearn_seconds'))} | – |")
+    return "\n".join(lines) + "\n"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return str(obj)
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _write_json(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(_clean(data), fh, indent=2, default=_json_default)
+    os.replace(tmp, path)
+
+
+def run_experiment(
+    graph: S.Graph,
+    settings: RunSettings,
+    out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run ``graph`` for every seed; return the manifest and write the run folder to ``out``.
+
+    Per seed: split (seeded), original model (cached or ``settings.checkpoint``), unlearning,
+    retrain oracle (cached), and the official metrics of all three.
+
+    Raises:
+        RunError: ``run-exists`` when ``out`` holds a finished run and ``overwrite`` is False.
+    """
+    out_path = Path(out) if out is not None else None
+    if out_path is not None and (out_path / "manifest.json").exists() and not overwrite:
+        raise RunError(
+            "run-exists",
+            f"{out_path} already holds a finished run",
+            "choose another --out, or pass --overwrite to replace it",
+        )
+    if not settings.seeds:
+        raise RunError("no-seeds", "no seeds given", "e.g. --seeds 0,1,2")
+    device = pick_device(settings.device)
+    data = load_dataset(settings.dataset, settings.data_root, cache_dir=settings.cache_dir, progress=settings.progress)
+    model_name = _model_name(data, settings.model)
+    cache = ModelCache(Path(settings.cache_dir) / "models") if settings.cache_dir else ModelCache()
+    staging = None
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out_path.parent, prefix=f".{out_path.name}.partial-"))
+    started = time.time()
+    per_seed = []
+    try:
+        for seed in settings.seeds:
+            per_seed.append(_one_seed(graph, settings, data, model_name, cache, device, seed, staging))
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "status": "finished",
+            "graph": {"name": graph.name, "digest": graph.digest(), "resolved": graph.to_dict()},
+            "dataset": data.name,
+            "scenario": settings.scenario,
+            "model": model_name,
+            "recipe": asdict(settings.recipe),
+            "device": str(device),
+            "seeds": list(settings.seeds),
+            "versions": versions(),
+            "started": started,
+            "seconds": time.time() - started,
+            "per_seed": per_seed,
+        }
+        manifest["summary"] = summarise(per_seed)
+        if staging is not None:
+            _write_json(staging / "manifest.json", manifest)
+            (staging / "results.md").write_text(markdown_table(manifest))
+            _swap_in(staging, out_path)
+            staging = None
+        return manifest
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_in(staging: Path, out_path: Path) -> None:
+    old = None
+    if out_path.exists():
+        old = out_path.with_name(f".{out_path.name}.old-{os.getpid()}")
+        os.replace(out_path, old)
+    os.replace(staging, out_path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -> dict[str, Any]:
+    split: Split = make_split(data.train_y, settings.scenario, seed, data.num_classes)
+    if settings.checkpoint:
+        original = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
+        load_state(original, settings.checkpoint)
+        original, info_o = original.to(device).eval(), {"cached": True, "seconds": 0.0, "path": settings.checkpoint}
+    else:
+        original, info_o = cache.get(
+            data, split, "original", model=model_name, recipe=settings.recipe, seed=seed, device=device, progress=settings.progress
+        )
+    result = unlearn(graph, original, data, split, seed=seed, device=device, progress=settings.progress)
+    metrics = {
+        "original": evaluate(original, data, split, seed=seed, attacker=settings.attacker, device=device),
+        "unlearned": evaluate(result.model, data, split, seed=seed, attacker=settings.attacker, device=device),
+    }
+    info_r = None
+    if settings.oracle:
+        oracle, info_r = cache.get(
+            data, split, "oracle", model=model_name, recipe=settings.recipe, seed=seed, device=device, progress=settings.progress
+        )
+        metrics["oracle"] = evaluate(oracle, data, split, seed=seed, attacker=settings.attacker, device=device)
+    if staging is not None:
+        split.save(staging / f"split-seed{seed}.json")
+        save_state(result.model, staging / f"unlearned-seed{seed}.pt")
+    return {
+        "seed": seed,
+        "split": {"digest": split.digest(), "file": f"split-seed{seed}.json", "forget": len(split.forget), "retain": len(split.retain), "retain_sample": len(split.retain_sample)},
+        "metrics": metrics,
+        "seconds": {
+            "materialise": result.seconds["materialise"],
+            "loop": result.seconds["loop"],
+            "unlearn_total": result.seconds["materialise"] + result.seconds["loop"],
+        },
+        "models": {"original": info_o, "oracle": info_r},
+        "steps": result.log.steps,
+        "losses": result.log.losses,
+    }

@@ -1,0 +1,248 @@
+"""The pipeline verbs: train (cached original and retrain oracle), unlearn, evaluate.
+
+``load_graph → compile_objective → unlearn → evaluate``; :mod:`causalunlearn.experiment` runs
+them over seeds and writes the run folder. Data, models and metrics know nothing of graphs; this
+module is where they meet.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from causalunlearn.compile.materialise import materialise
+from causalunlearn.compile.objective import compile_objective
+from causalunlearn.data import TensorData, default_cache_dir
+from causalunlearn.data.splits import Split
+from causalunlearn.errors import CausalUnlearnError, RunError
+from causalunlearn.graph import spec as S
+from causalunlearn.metrics.accuracy import accuracy_report, predict
+from causalunlearn.metrics.mia import mia_sorted_softmax_from_logits
+from causalunlearn.models.zoo import build_model, load_state, save_state
+from causalunlearn.recipes import Recipe, training_graph
+from causalunlearn.train import TrainLog, run_schedule
+
+#: Model used for each built-in dataset when none is named.
+DEFAULT_MODELS = {
+    "digits": "mlp",
+    "mnist": "cnn",
+    "fashion-mnist": "cnn",
+    "cifar10": "resnet18",
+    "cifar10-jpeg": "resnet18",
+    "cifar100": "resnet18",
+}
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The run's device: ``device`` if given, else CUDA when present, else CPU.
+
+    Raises:
+        RunError: ``no-cuda`` when CUDA is asked for but not available.
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RunError("no-cuda", "CUDA was requested but torch sees no GPU", "use --device cpu (the default here)")
+    return device
+
+
+def _model_name(data: TensorData, model: str | None) -> str:
+    if model:
+        return model
+    base = data.name.split("-jpeg")[0] if data.name.startswith("cifar") else data.name
+    return DEFAULT_MODELS.get(data.name, DEFAULT_MODELS.get(base, "mlp"))
+
+
+def train_from_scratch(
+    data: TensorData,
+    split: Split,
+    on: str,
+    *,
+    model: str,
+    recipe: Recipe,
+    seed: int,
+    device: torch.device,
+    progress: bool = True,
+) -> tuple[nn.Module, TrainLog]:
+    """Train a model from scratch with ``recipe`` on ``on`` = ``train`` (original) or ``retain``.
+
+    The same loop as unlearning runs it (the recipe is a one-edge graph).
+    """
+    net = build_model(model, data.num_classes, data.input_shape, seed=seed).to(device)
+    graph = training_graph(on, recipe)
+    objective = compile_objective(graph, net, seed=seed)
+    streams = materialise(graph, data, split, seed=seed, device=device)
+    log = run_schedule(objective, streams, seed=seed, progress=progress, description=f"{'original' if on == 'train' else 'oracle'} seed {seed}")
+    net.eval()
+    return net, log
+
+
+@dataclass
+class ModelCache:
+    """State-dict cache of original models and retrain oracles.
+
+    Originals are keyed by (dataset, model, recipe, seed); oracles by the same plus the split's
+    digest. Files are ``state_dict``s written atomically and read with ``weights_only=True``.
+    """
+
+    root: Path = field(default_factory=lambda: default_cache_dir() / "models")
+
+    def path(self, dataset: str, model: str, recipe: Recipe, seed: int, split: Split | None = None) -> Path:
+        """Where a cached model lives."""
+        name = f"original-seed{seed}.pt" if split is None else f"oracle-{split.digest()}-seed{seed}.pt"
+        return Path(self.root) / dataset / model / recipe.key() / name
+
+    def get(
+        self,
+        data: TensorData,
+        split: Split,
+        which: str,
+        *,
+        model: str,
+        recipe: Recipe,
+        seed: int,
+        device: torch.device,
+        progress: bool = True,
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        """The cached ``original`` or ``oracle`` model, training and caching it on a miss.
+
+        Returns:
+            The model (eval mode, on ``device``) and ``{"cached": bool, "seconds": float}``.
+        """
+        path = self.path(data.name, model, recipe, seed, None if which == "original" else split)
+        net = build_model(model, data.num_classes, data.input_shape, seed=seed)
+        if path.is_file():
+            load_state(net, path)
+            return net.to(device).eval(), {"cached": True, "seconds": 0.0, "path": str(path)}
+        start = time.perf_counter()
+        on = "train" if which == "original" else "retain"
+        net, _ = train_from_scratch(data, split, on, model=model, recipe=recipe, seed=seed, device=device, progress=progress)
+        save_state(net, path)
+        return net.eval(), {"cached": False, "seconds": time.perf_counter() - start, "path": str(path)}
+
+
+@dataclass
+class Unlearned:
+    """Result of :func:`unlearn`.
+
+    Attributes:
+        model: The unlearned model (eval mode).
+        log: Steps, per-term losses and loop time.
+        seconds: ``materialise`` (counterfactual construction), ``loop`` and ``total`` (the
+            official unlearning time: counterfactuals + unlearning loop).
+    """
+
+    model: nn.Module
+    log: TrainLog
+    seconds: dict[str, float]
+
+
+def saliency_masks(objective, streams, graph: S.Graph) -> dict[nn.Parameter, torch.Tensor]:
+    """Gradient-saliency masks for stages with ``mask`` (SalUn): keep the largest |∂CE/∂θ|.
+
+    The cross-entropy of the model on the mask's data stream (its labels) is differentiated
+    once at the current weights; the ``keep`` fraction of weights with the largest gradient
+    magnitude (one global threshold) stay trainable.
+    """
+    masks: dict[nn.Parameter, torch.Tensor] = {}
+    for stage in graph.stages:
+        if stage.mask is None:
+            continue
+        x, y = streams.rows[stage.mask.data]
+        params = objective.stage_parameters(stage)
+        objective.model.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(objective.model(x), y)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        flat = torch.cat([g.abs().flatten() for g in grads if g is not None])
+        k = max(1, int(round(stage.mask.keep * flat.numel())))
+        threshold = flat.kthvalue(flat.numel() - k + 1).values
+        for p, g in zip(params, grads, strict=True):
+            masks[p] = (g.abs() >= threshold).to(p.dtype) if g is not None else torch.zeros_like(p)
+    return masks
+
+
+def unlearn(
+    graph: S.Graph,
+    model: nn.Module,
+    data: TensorData,
+    split: Split,
+    *,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> Unlearned:
+    """Unlearn ``split.forget`` from a trained ``model`` with the objective ``graph`` describes.
+
+    The model is copied (the argument is left as it is); the copy is compiled with a frozen
+    original, the graph's data nodes are materialised once (seeded), and the schedule runs.
+
+    Args:
+        graph: A validated graph (e.g. ``load_graph("graphs/camu.yaml", preset="mnist-class")``).
+        model: The trained original model.
+        data: The dataset (tensors; moved to ``device``).
+        split: Forget / retain / retain-sample indices.
+        seed: Seed of the pairing, the do-operations, the shuffling and random references.
+        device: The run's device (default: CUDA when present, else CPU).
+        progress: Show a progress bar.
+    """
+    device = pick_device(device)
+    start = time.perf_counter()
+    working = copy.deepcopy(model).to(device)
+    objective = compile_objective(graph, working, seed=seed)
+    t0 = time.perf_counter()
+    streams = materialise(graph, data.to(device), split, seed=seed, device=device, original=objective.original)
+    masks = saliency_masks(objective, streams, graph) if any(s.mask for s in graph.stages) else None
+    t1 = time.perf_counter()
+    log = run_schedule(objective, streams, seed=seed, progress=progress, masks=masks, description=graph.name)
+    working.eval()
+    seconds = {"materialise": t1 - t0, "loop": log.seconds, "total": time.perf_counter() - start}
+    return Unlearned(working, log, seconds)
+
+
+def evaluate(
+    model: nn.Module,
+    data: TensorData,
+    split: Split,
+    *,
+    seed: int = 0,
+    attacker: str = "gbdt",
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """The official CaMU metrics of one model, in percent.
+
+    One prediction pass over the training set and one over the test set feed every metric:
+    retain / forget / test / retained-class test / forgotten-class test accuracy (the last two
+    NaN for random removal) and the sorted-softmax membership-inference attack (``mia_acc``:
+    attacker accuracy on forget vs held-out test rows; ``mia_forget_member_rate``: share of
+    forget rows called members), with the attacker trained on the model's outputs on the retain
+    sample (members) and test rows (non-members).
+    """
+    device = pick_device(device)
+    logits_train = predict(model, data.train_x, device=device).cpu()
+    logits_test = predict(model, data.test_x, device=device).cpu()
+    report = accuracy_report(
+        logits_train, data.train_y, split.forget, split.retain, logits_test, data.test_y, split.forgotten_classes
+    )
+    try:
+        mia = mia_sorted_softmax_from_logits(
+            logits_train[torch.as_tensor(split.retain_sample.copy())],
+            logits_test,
+            logits_train[torch.as_tensor(split.forget.copy())],
+            seed=seed,
+            attacker=attacker,
+        )
+        report["mia_acc"] = mia.accuracy
+        report["mia_forget_member_rate"] = 100.0 * mia.forget_member_rate
+    except CausalUnlearnError as err:
+        if err.code != "too-little-data-for-attack":
+            raise
+        report["mia_acc"] = float("nan")
+        report["mia_forget_member_rate"] = float("nan")
+    return report

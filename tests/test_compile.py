@@ -1,0 +1,195 @@
+"""Compiler pieces: divergences against hand computations, materialisation, schedules, errors."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from causalunlearn.compile.divergences import DIVERGENCES, get_divergence, register_divergence
+from causalunlearn.compile.materialise import materialise
+from causalunlearn.compile.objective import compile_objective
+from causalunlearn.compile.references import Target
+from causalunlearn.data import TensorData, make_split
+from causalunlearn.errors import ModelError, RunError
+from causalunlearn.graph import Divergence, load_graph
+from causalunlearn.graph import spec as S
+from causalunlearn.models.zoo import build_model
+from causalunlearn.train import run_schedule
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMU = ROOT / "graphs" / "camu.yaml"
+
+
+def tiny_data(n_per_class: int = 20, classes: int = 4, seed: int = 0) -> TensorData:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(classes).repeat_interleave(n_per_class)
+    x = torch.randn(len(y), 1, 8, 8, generator=g) + y.view(-1, 1, 1, 1).float()
+    return TensorData("tiny", x, y, x[::2].clone(), y[::2].clone(), tuple(map(str, range(classes))))
+
+
+# Divergences -------------------------------------------------------------------------------------
+def test_kl_sum_equals_hand_computation():
+    value = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 1.0]])
+    ref = torch.tensor([[0.5, 0.5, 2.0], [1.0, 1.0, 1.0]])
+    p = ref.softmax(1)
+    q = value.softmax(1)
+    expected = sum(
+        p[i, j].item() * (math.log(p[i, j].item()) - math.log(q[i, j].item())) for i in range(2) for j in range(3)
+    )
+    got = get_divergence("kl")(value, Target("logits", ref), Divergence("kl", softmax_over="features", reduction="sum"))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    swapped = get_divergence("kl")(
+        value, Target("logits", ref), Divergence("kl", direction="model_to_reference", reduction="sum")
+    )
+    expected_swapped = sum(
+        q[i, j].item() * (math.log(q[i, j].item()) - math.log(p[i, j].item())) for i in range(2) for j in range(3)
+    )
+    assert swapped.item() == pytest.approx(expected_swapped, rel=1e-6)
+
+
+def test_cross_entropy_labels_soft_and_temperature():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.1, 0.2, 0.3]])
+    labels = torch.tensor([0, 2])
+    ce = get_divergence("cross_entropy")
+    hand = -(math.log(logits[0].softmax(0)[0].item()) + math.log(logits[1].softmax(0)[2].item())) / 2
+    assert ce(logits, Target("labels", labels), Divergence("cross_entropy")).item() == pytest.approx(hand, rel=1e-6)
+    uniform = torch.full((2, 3), 1 / 3)
+    soft = ce(logits, Target("probs", uniform), Divergence("cross_entropy", reduction="sum"))
+    hand_soft = -sum(math.log(logits[i].softmax(0)[j].item()) / 3 for i in range(2) for j in range(3))
+    assert soft.item() == pytest.approx(hand_soft, rel=1e-6)
+    t = ce(logits, Target("labels", labels), Divergence("cross_entropy", temperature=2.0))
+    assert t.item() == pytest.approx(F.cross_entropy(logits / 2, labels).item(), rel=1e-6)
+
+
+def test_l1_and_mse():
+    params = [torch.tensor([1.0, -2.0]), torch.tensor([[3.0]])]
+    assert get_divergence("l1")(params, None, Divergence("l1", reduction="sum")).item() == 6.0
+    assert get_divergence("l1")(params, None, Divergence("l1", reduction="mean")).item() == 2.0
+    v, r = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 4.0]])
+    assert get_divergence("mse")(v, Target("logits", r), Divergence("mse")).item() == pytest.approx(2.5)
+
+
+def test_user_registered_divergence_is_usable_from_yaml():
+    @register_divergence("abs_gap")
+    def abs_gap(value, reference, spec):
+        return (value - reference.value).abs().mean()
+
+    try:
+        graph = load_graph(CAMU, overrides={"interventions.keep_retain_z.divergence.kind": "abs_gap"})
+        assert graph.intervention("keep_retain_z").divergence.kind == "abs_gap"
+        data = tiny_data()
+        split = make_split(data.train_y, "class:0", 0, data.num_classes)
+        model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+        objective = compile_objective(graph, model)
+        streams = materialise(graph, data, split, seed=0)
+        batch = {k: (x[:8], y[:8]) for k, (x, y) in streams.rows.items()}
+        _, terms = objective.stage_loss("representation", batch)
+        assert terms["keep_retain_z"].item() == pytest.approx(0.0)  # model == original at start
+    finally:
+        DIVERGENCES.pop("abs_gap")
+        S.DIVERGENCE_KINDS = tuple(k for k in S.DIVERGENCE_KINDS if k != "abs_gap")
+
+
+# Materialisation ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("scenario", ["class:0", "random:0.3"])
+def test_counterfactual_is_noisy_paired_retain_sample_relabelled_away(scenario):
+    data = tiny_data()
+    split = make_split(data.train_y, scenario, 1, data.num_classes)
+    graph = load_graph(CAMU)
+    streams = materialise(graph, data, split, seed=3)
+    x_f, y_f = streams.rows["forget"]
+    x_s, y_s = streams.rows["retain_sample"]
+    x_cf, y_cf = streams.rows["counterfactual"]
+    assert len(x_cf) == len(x_f) == len(x_s)
+    perm = streams.pairings[("retain_sample", "forget")]
+    assert sorted(perm.tolist()) == list(range(len(x_s)))  # a permutation: no replacement
+    noise = x_cf - x_s[perm]
+    assert noise.min() >= 0 and noise.max() < 1 and noise.std() > 0.2  # U[0,1), unclipped
+    assert torch.all(y_cf != y_f)
+    kept = y_s[perm] != y_f
+    assert torch.equal(y_cf[kept], y_s[perm][kept])  # only clashes are redrawn
+    assert streams.groups["forget"] == ["forget", "counterfactual"]
+    again = materialise(graph, data, split, seed=3)
+    assert torch.equal(again.rows["counterfactual"][0], x_cf)
+    other = materialise(graph, data, split, seed=4)
+    assert not torch.equal(other.rows["counterfactual"][0], x_cf)
+
+
+def test_relabel_redraw_is_uniform_over_other_classes():
+    from causalunlearn.compile.materialise import redraw_other_class
+
+    avoid = torch.full((40000,), 2)
+    draws = redraw_other_class(avoid, 4, torch.Generator().manual_seed(0))
+    counts = np.bincount(draws.numpy(), minlength=4)
+    assert counts[2] == 0
+    assert np.allclose(counts[[0, 1, 3]] / 40000, 1 / 3, atol=0.01)
+
+
+def test_no_counterfactual_ablation_pairs_retain_sample_rows():
+    data = tiny_data()
+    split = make_split(data.train_y, "class:1", 0, data.num_classes)
+    graph = load_graph(ROOT / "graphs" / "ablations" / "no-counterfactual.yaml")
+    streams = materialise(graph, data, split, seed=0)
+    assert "retain_sample@forget" in streams.groups["forget"]
+    perm = streams.pairings[("retain_sample", "forget")]
+    assert torch.equal(streams.rows["retain_sample@forget"][1], streams.rows["retain_sample"][1][perm])
+
+
+# Schedule ----------------------------------------------------------------------------------------
+def test_epoch_ends_with_shortest_stream_and_steps_are_counted():
+    data = tiny_data(n_per_class=20)
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)  # 20 forget rows
+    graph = load_graph(CAMU, overrides={"schedule.batch_size": 8, "schedule.epochs": 3})
+    model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+    log = run_schedule(compile_objective(graph, model), materialise(graph, data, split, seed=0), progress=False)
+    assert log.steps == {"representation": 9, "output": 9}  # ceil(20 / 8) = 3 batches x 3 epochs
+    assert set(log.losses["output"][-1]) >= {"keep_retain_y", "cut_forget_y", "step", "epoch"}
+
+
+def test_stage_with_own_streams_and_epoch_limit_runs_its_own_pass():
+    text = (ROOT / "tests" / "specs" / "scrub.yaml").read_text()
+    graph = load_graph(text)
+    data = tiny_data(n_per_class=20)
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    graph = load_graph(text, overrides={"schedule.batch_size": 10, "schedule.epochs": 3})
+    max_stage = next(s for s in graph.stages if s.epochs is not None)
+    model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+    log = run_schedule(compile_objective(graph, model), materialise(graph, data, split, seed=0), progress=False)
+    assert log.steps[max_stage.id] == 2 * max_stage.epochs  # 20 forget rows / 10, only first epochs
+
+
+def test_non_finite_loss_names_the_term_and_step():
+    data = tiny_data()
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    graph = load_graph(CAMU)
+    model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+    objective = compile_objective(graph, model)
+    streams = materialise(graph, data, split, seed=0)
+    x, y = streams.rows["forget"]
+    streams.rows["forget"] = (torch.full_like(x, float("nan")), y)
+    with pytest.raises(RunError) as err:
+        run_schedule(objective, streams, progress=False)
+    assert err.value.code == "non-finite-loss"
+    assert "cut_forget_z" in str(err.value) and "step 0" in str(err.value)
+
+
+def test_model_without_the_representation_layer_is_refused():
+    graph = load_graph(CAMU, overrides={"nodes.Z.layer": "encoder.out"})
+    model = build_model("mlp", 4, (1, 8, 8), seed=0)
+    with pytest.raises(ModelError) as err:
+        compile_objective(graph, model)
+    assert err.value.code == "missing-representation-layer"
+
+
+def test_original_is_frozen_and_stays_in_eval_mode():
+    model = build_model("mlp", 4, (1, 8, 8), seed=0)
+    objective = compile_objective(load_graph(CAMU), copy.deepcopy(model))
+    assert not objective.original.training
+    assert all(not p.requires_grad for p in objective.original.parameters())
+    assert all(p.requires_grad for p in objective.model.parameters())
