@@ -164,10 +164,20 @@ def _camu_in_python() -> Graph:
             Stage("output", optimizer="adam", lr=1.0e-3, weight_decay=1.0e-4),
         ),
         schedule=Schedule(
-            order=("representation", "output"), epochs=2, batch_size=32, zip=("forget", "retain_sample")
+            order=("representation", "output"),
+            epochs=2,
+            batch_size=32,
+            zip=("forget", "retain_sample"),
         ),
         presets=tuple(
-            (name, (("stages.output.lr", out), ("stages.representation.lr", rep), ("schedule.epochs", ep)))
+            (
+                name,
+                (
+                    ("stages.output.lr", out),
+                    ("stages.representation.lr", rep),
+                    ("schedule.epochs", ep),
+                ),
+            )
             for name, out, rep, ep in [
                 ("mnist-class", 1e-3, 4e-4, 2),
                 ("mnist-random", 5e-4, 4e-4, 10),
@@ -214,15 +224,90 @@ def test_python_graph_is_validated_at_construction():
     good = _camu_in_python()
     bad_edge = dataclasses.replace(good.intervention("keep_retain_y"), target="Yy")
     with pytest.raises(GraphError) as info:
-        dataclasses.replace(good, interventions=(*good.interventions[:2], bad_edge, good.interventions[3]))
+        dataclasses.replace(
+            good, interventions=(*good.interventions[:2], bad_edge, good.interventions[3])
+        )
     assert info.value.codes == ["unknown-node"]
     assert "did you mean 'Y'" in info.value.problems[0].hint
+
+
+def _with_node(graph: Graph, node: Node) -> Graph:
+    return dataclasses.replace(
+        graph, nodes=tuple(node if n.id == node.id else n for n in graph.nodes)
+    )
+
+
+def _with_edge(graph: Graph, **changes) -> Graph:
+    edge = dataclasses.replace(graph.intervention("cut_forget_y"), **changes)
+    return replace_intervention(graph, edge)
+
+
+@pytest.mark.parametrize(
+    ("build", "code", "where"),
+    [
+        (
+            lambda g: _with_edge(g, divergence=Divergence("xent")),
+            "bad-value",
+            "interventions.cut_forget_y.divergence.kind",
+        ),
+        (
+            lambda g: _with_edge(
+                g, reference=Reference("labels", stream="counterfactual", align="zip")
+            ),
+            "bad-value",
+            "interventions.cut_forget_y.reference.align",
+        ),
+        (lambda g: _with_edge(g, weight="0.01"), "wrong-type", "interventions.cut_forget_y.weight"),
+        (lambda g: _with_node(g, Node("Y", "outptu")), "bad-value", "nodes.Y.kind"),
+        (
+            lambda g: _with_node(
+                g, dataclasses.replace(g.node("counterfactual"), do=(DoOp.make("add_nosie"),))
+            ),
+            "unknown-op",
+            "nodes.counterfactual.do.0",
+        ),
+        (
+            lambda g: _with_node(
+                g,
+                dataclasses.replace(
+                    g.node("counterfactual"), do=(DoOp.make("relabel", avoid="own_labels"),)
+                ),
+            ),
+            "bad-value",
+            "nodes.counterfactual.do.0.avoid",
+        ),
+        (
+            lambda g: dataclasses.replace(
+                g, schedule=dataclasses.replace(g.schedule, zip="forget")
+            ),
+            "wrong-type",
+            "schedule.zip",
+        ),
+        (lambda g: dataclasses.replace(g, nodes=list(g.nodes)), "wrong-type", "nodes"),
+        (
+            lambda g: dataclasses.replace(g, format="causalunlearn.graph/v2"),
+            "unsupported-format",
+            "format",
+        ),
+    ],
+)
+def test_python_graph_gets_the_parser_value_checks(build, code, where):
+    with pytest.raises(GraphError) as info:
+        build(load_graph(CAMU))
+    assert [(p.code, p.where) for p in info.value.problems] == [(code, where)]
 
 
 # Typed, strict, safe YAML ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("1e-3", 0.001), ("5.0e-5", 5.0e-5), ("1E3", 1000.0), ("-2.5e+2", -250.0), (".5", 0.5), ("3", 3)],
+    [
+        ("1e-3", 0.001),
+        ("5.0e-5", 5.0e-5),
+        ("1E3", 1000.0),
+        ("-2.5e+2", -250.0),
+        (".5", 0.5),
+        ("3", 3),
+    ],
 )
 def test_numbers_are_typed(text, value):
     parsed = load_yaml_text(text)
@@ -297,7 +382,13 @@ def test_yaml_syntax_error_carries_the_line():
         ("weight: 0.9", "wieght: 0.9", "interventions.keep_retain_y.wieght", "weight", set()),
         # 'lrr' also leaves the stage without its required 'lr'
         ("adam, lr: 1.0e-3", "adam, lrr: 1.0e-3", "stages.output.lrr", "lr", {"missing-field"}),
-        ("data, split: forget}", "data, spilt: forget}", "nodes.forget.spilt", "split", set()),
+        (
+            "data, split: forget}",
+            "data, spilt: forget}",
+            "nodes.forget.spilt",
+            "split",
+            {"derived-without-source"},
+        ),
         ("schedule: {order:", "schedule: {ordre:", "schedule.ordre", "order", {"missing-field"}),
     ],
 )
@@ -321,7 +412,10 @@ def test_semantic_problem_location_is_file_and_line(tmp_path):
         load_graph(file)
     (problem,) = info.value.problems
     assert problem.code == "unknown-node"
-    assert problem.where == f"interventions.keep_retain_y.target (bad.yaml:{_line_of(text, 'target: Yy')})"
+    assert (
+        problem.where
+        == f"interventions.keep_retain_y.target (bad.yaml:{_line_of(text, 'target: Yy')})"
+    )
     assert "bad.yaml" in str(info.value)
 
 
@@ -333,8 +427,16 @@ def _at(plain: dict, dotted: str):
 
 
 AUTHORS_PRESETS = {  # the authors' hyperparameters (mission.md), not read from the file
-    "mnist-class": {"stages.output.lr": 1e-3, "stages.representation.lr": 4e-4, "schedule.epochs": 2},
-    "mnist-random": {"stages.output.lr": 5e-4, "stages.representation.lr": 4e-4, "schedule.epochs": 10},
+    "mnist-class": {
+        "stages.output.lr": 1e-3,
+        "stages.representation.lr": 4e-4,
+        "schedule.epochs": 2,
+    },
+    "mnist-random": {
+        "stages.output.lr": 5e-4,
+        "stages.representation.lr": 4e-4,
+        "schedule.epochs": 10,
+    },
     "fashion-mnist-class": {
         "stages.output.lr": 1e-3,
         "stages.representation.lr": 4e-4,
@@ -345,8 +447,16 @@ AUTHORS_PRESETS = {  # the authors' hyperparameters (mission.md), not read from 
         "stages.representation.lr": 4e-4,
         "schedule.epochs": 10,
     },
-    "cifar-class": {"stages.output.lr": 5e-5, "stages.representation.lr": 1e-5, "schedule.epochs": 2},
-    "cifar-random": {"stages.output.lr": 1e-4, "stages.representation.lr": 1e-5, "schedule.epochs": 10},
+    "cifar-class": {
+        "stages.output.lr": 5e-5,
+        "stages.representation.lr": 1e-5,
+        "schedule.epochs": 2,
+    },
+    "cifar-random": {
+        "stages.output.lr": 1e-4,
+        "stages.representation.lr": 1e-5,
+        "schedule.epochs": 10,
+    },
 }
 
 
@@ -363,7 +473,9 @@ def test_preset_changes_its_values_and_nothing_else(name):
     applied = with_preset(base, name)
     changed = {c.path: (c.old, c.new) for c in graph_diff(base, applied)}
     expected = {
-        path: (_at(plain, path), value) for path, value in preset.items() if _at(plain, path) != value
+        path: (_at(plain, path), value)
+        for path, value in preset.items()
+        if _at(plain, path) != value
     }
     assert changed == expected
     for path, value in preset.items():
@@ -431,7 +543,11 @@ def test_dotted_overrides_apply_with_the_field_type():
 
 @pytest.mark.parametrize(
     ("path", "hint"),
-    [("stages.output.lrr", "'lr'"), ("stages.outptu.lr", "'output'"), ("schedul.epochs", "'schedule'")],
+    [
+        ("stages.output.lrr", "'lr'"),
+        ("stages.outptu.lr", "'output'"),
+        ("schedul.epochs", "'schedule'"),
+    ],
 )
 def test_unknown_override_path(path, hint):
     with pytest.raises(GraphError) as info:
@@ -488,7 +604,12 @@ def test_edits_return_new_graphs_and_leave_the_original(edit):
         (lambda g: set_stage(g, "output", lr=-1.0), "bad-value"),
         (lambda g: remove_intervention(g, "cut_forget_yy"), "unknown-id"),
         (lambda g: set_weight(g, "cut_forget_yy", 0.1), "unknown-id"),
-        (lambda g: replace_intervention(g, dataclasses.replace(g.interventions[0], stage="nope")), "unknown-stage"),
+        (
+            lambda g: replace_intervention(
+                g, dataclasses.replace(g.interventions[0], stage="nope")
+            ),
+            "unknown-stage",
+        ),
     ],
 )
 def test_invalid_edits_are_rejected(call, code):
@@ -519,3 +640,58 @@ def test_graph_objects_are_frozen():
     with pytest.raises(AttributeError):
         graph.nodes.append(Node("x", "output"))  # type: ignore[attr-defined]
     assert graph == load_graph(CAMU)
+
+
+# The directory of invalid graphs ----------------------------------------------------------------
+INVALID = sorted((Path(__file__).resolve().parent / "invalid_graphs").glob("*.yaml"))
+
+
+def _expected_codes(path: Path) -> set[str]:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect:"), f"{path.name} must start with '# expect: code, ...'"
+    return {code.strip() for code in first.removeprefix("# expect:").split(",")}
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_invalid_graph_reports_exactly_its_codes(path):
+    with pytest.raises(GraphError) as info:
+        load_graph(path)
+    assert set(info.value.codes) == _expected_codes(path)
+    for problem in info.value.problems:  # every problem says where, naming the file
+        assert path.name in problem.where, problem
+
+
+def test_invalid_graphs_cover_every_required_code():
+    covered = set().union(*(_expected_codes(p) for p in INVALID))
+    required = {
+        "yaml-syntax", "unsafe-yaml-tag", "duplicate-key", "unknown-field", "missing-field",
+        "wrong-type", "bad-value", "unknown-node", "wrong-node-kind", "cycle", "unknown-stage",
+        "non-finite", "empty-graph", "derived-without-source", "unknown-op", "bad-reference",
+        "bad-alignment", "stream-not-zipped", "stage-without-terms", "unsupported-format",
+    }  # fmt: skip
+    assert required <= covered
+    assert any(len(_expected_codes(p)) >= 4 for p in INVALID)
+
+
+def test_cycle_message_names_the_cycle():
+    with pytest.raises(GraphError) as info:
+        load_graph(Path(__file__).resolve().parent / "invalid_graphs" / "cycle.yaml")
+    (problem,) = info.value.problems
+    names = problem.message.split(": ", 1)[1].split(" → ")
+    assert names[0] == names[-1]
+    assert sorted(names[:-1]) == ["H", "Z"]
+
+
+def test_several_problems_come_in_one_exception():
+    path = Path(__file__).resolve().parent / "invalid_graphs" / "several-problems.yaml"
+    with pytest.raises(GraphError) as info:
+        load_graph(path)
+    text = str(info.value)
+    assert text.startswith(f"{len(info.value.problems)} problem(s) in graph several-problems.yaml")
+    wheres = {p.code: p.where for p in info.value.problems}
+    lines = path.read_text()
+    assert wheres["unknown-node"].endswith(f":{_line_of(lines, 'target: Yy')})")
+    assert wheres["non-finite"].endswith(f":{_line_of(lines, 'weight: -.inf')})")
+    assert wheres["bad-value"].endswith(f":{_line_of(lines, 'lr: -1.0e-3')})")
+    for problem in info.value.problems:
+        assert f"[{problem.code}]" in text

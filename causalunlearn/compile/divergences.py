@@ -108,7 +108,7 @@ def cross_entropy(value: torch.Tensor, ref: Target, spec: S.Divergence) -> torch
 @register_divergence("mse")
 def mse(value: torch.Tensor, ref: Target, spec: S.Divergence) -> torch.Tensor:
     """Squared error between the model value and the reference (after softmax if asked)."""
-    if spec.softmax_over != "none":
+    if spec.softmax_over not in (None, "none"):
         value = F.softmax(value / spec.temperature, dim=1)
         target = _reference_log_probs(ref, spec).exp()
     else:

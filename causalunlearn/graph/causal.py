@@ -52,7 +52,7 @@ def _is_forget_stream(graph: S.Graph, name: str) -> bool:
 
 
 def classify(graph: S.Graph, edge: S.Intervention) -> str:
-    """How an intervention edge acts on its stream: ``cut``, ``preserve``, ``ascend`` or ``penalty``.
+    """How an edge acts on its stream: ``cut``, ``preserve``, ``ascend`` or ``penalty``.
 
     See the module docstring for the rule.
     """
@@ -100,7 +100,13 @@ def to_networkx(graph: S.Graph) -> nx.DiGraph:
         data.append(S.Node("forget", "data", split="forget"))
         g.add_node("forget", kind="data", split="forget", implicit=True)
     for n in data:
-        g.add_node(n.id, kind="data", split=n.split, derived=n.is_derived, implicit=g.nodes.get(n.id, {}).get("implicit", False))
+        g.add_node(
+            n.id,
+            kind="data",
+            split=n.split,
+            derived=n.is_derived,
+            implicit=g.nodes.get(n.id, {}).get("implicit", False),
+        )
         if n.derived_from:
             g.add_edge(n.derived_from, n.id, kind="derivation")
     for n in graph.nodes:
@@ -121,13 +127,17 @@ def to_networkx(graph: S.Graph) -> nx.DiGraph:
         # Model-internal mechanisms, expanded for this stream (all downstream model nodes).
         for s, t in model_edges:
             for x in (s, t):
-                g.add_node(expanded(x, n.id), kind=graph.node_map[x].kind, model_node=x, stream=n.id)
+                g.add_node(
+                    expanded(x, n.id), kind=graph.node_map[x].kind, model_node=x, stream=n.id
+                )
             g.add_edge(expanded(s, n.id), expanded(t, n.id), kind="mechanism")
     for e in graph.interventions:
         effect = classify(graph, e)
         target = e.target if e.data is None else expanded(e.target, e.data)
         if target not in g:
-            g.add_node(target, kind=graph.node_map[e.target].kind, model_node=e.target, stream=e.data)
+            g.add_node(
+                target, kind=graph.node_map[e.target].kind, model_node=e.target, stream=e.data
+            )
         node = f"do:{e.id}"
         g.add_node(node, kind="intervention", edge=e.id, effect=effect, stage=e.stage)
         if e.reference is not None and e.reference.stream is not None:
@@ -209,7 +219,10 @@ class CausalReport:
         lines = [f"forget paths cut: {'yes' if self.forget_cut else 'NO'}"]
         lines += [f"  open: {' → '.join(p)}" for p in self.open_forget_paths]
         lines.append(f"retain preserved: {'yes' if self.retain_preserved else 'NO'}")
-        lines += [f"  {s}: {'preserved' if ok else 'not preserved'}" for s, ok in self.retain_streams.items()]
+        lines += [
+            f"  {s}: {'preserved' if ok else 'not preserved'}"
+            for s, ok in self.retain_streams.items()
+        ]
         lines += [f"  do({n})" for n in self.intervened]
         return "\n".join(lines)
 
@@ -225,7 +238,9 @@ def causal_check(graph: S.Graph) -> CausalReport:
     dnx = nx.DiGraph(dag.edges())
     dnx.add_nodes_from(dag.nodes())
     outputs = [n for n, a in nxg.nodes(data=True) if a.get("kind") == "output" and a.get("stream")]
-    forget_nodes = [n for n, a in nxg.nodes(data=True) if a.get("kind") == "data" and _forget(graph, nxg, n)]
+    forget_nodes = [
+        n for n, a in nxg.nodes(data=True) if a.get("kind") == "data" and _forget(graph, nxg, n)
+    ]
     open_paths = []
     dconnected = False
     for f in forget_nodes:

@@ -41,7 +41,9 @@ def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
         path, sep, value = item.partition("=")
         if not sep or not path.strip():
             problems.append(
-                Problem("bad-override", item, "expected path=value", "e.g. --set stages.output.lr=5e-5")
+                Problem(
+                    "bad-override", item, "expected path=value", "e.g. --set stages.output.lr=5e-5"
+                )
             )
             continue
         out[path.strip()] = parse_value(value)
@@ -67,7 +69,13 @@ def apply_overrides_to_dict(plain: Mapping[str, Any], overrides: Mapping[str, An
         for depth, key in enumerate(keys):
             last = depth == len(keys) - 1
             if not isinstance(cursor, dict):
-                problems.append(Problem("unknown-override-path", path, f"'{'.'.join(keys[:depth])}' is not a mapping"))
+                problems.append(
+                    Problem(
+                        "unknown-override-path",
+                        path,
+                        f"'{'.'.join(keys[:depth])}' is not a mapping",
+                    )
+                )
                 break
             may_add = last and depth == 1 and keys[0] in KEYED_SECTIONS
             if key not in cursor and not may_add:
@@ -112,7 +120,14 @@ def with_preset(graph: S.Graph, name: str) -> S.Graph:
     presets = dict(graph.presets)
     if name not in presets:
         raise GraphError(
-            [Problem("unknown-preset", "presets", f"graph '{graph.name}' has no preset '{name}'", did_you_mean(name, presets))]
+            [
+                Problem(
+                    "unknown-preset",
+                    "presets",
+                    f"graph '{graph.name}' has no preset '{name}'",
+                    did_you_mean(name, presets),
+                )
+            ]
         )
     return apply_overrides(graph, dict(presets[name]))
 
@@ -136,19 +151,32 @@ def apply_removals_to_dict(plain: Mapping[str, Any], removals: Mapping[str, Any]
             pairs = [list(p) for p in out["mechanisms"]]
             for pair in ids:
                 if list(pair) not in pairs:
-                    problems.append(Problem("unknown-id", f"remove.mechanisms", f"no mechanism edge {pair}"))
+                    problems.append(
+                        Problem("unknown-id", "remove.mechanisms", f"no mechanism edge {pair}")
+                    )
             out["mechanisms"] = [p for p in pairs if p not in [list(q) for q in ids]]
             continue
         if section not in ("nodes", "interventions", "stages"):
             problems.append(
-                Problem("unknown-field", f"remove.{section}", f"cannot remove from '{section}'",
-                        did_you_mean(section, ("nodes", "interventions", "stages", "mechanisms")))
+                Problem(
+                    "unknown-field",
+                    f"remove.{section}",
+                    f"cannot remove from '{section}'",
+                    did_you_mean(section, ("nodes", "interventions", "stages", "mechanisms")),
+                )
             )
             continue
         entries = out.get(section) or {}
         for key in ids:
             if key not in entries:
-                problems.append(Problem("unknown-id", f"remove.{section}", f"no entry '{key}' in {section}", did_you_mean(key, entries)))
+                problems.append(
+                    Problem(
+                        "unknown-id",
+                        f"remove.{section}",
+                        f"no entry '{key}' in {section}",
+                        did_you_mean(key, entries),
+                    )
+                )
             else:
                 del entries[key]
         if section == "nodes":
@@ -162,7 +190,9 @@ def apply_removals_to_dict(plain: Mapping[str, Any], removals: Mapping[str, Any]
     out["schedule"]["order"] = [s for s in out["schedule"]["order"] if s in out["stages"]]
     for name, overrides in (out.get("presets") or {}).items():
         out["presets"][name] = {
-            p: v for p, v in overrides.items() if not any(p.startswith(f"stages.{g}.") for g in gone)
+            p: v
+            for p, v in overrides.items()
+            if not any(p.startswith(f"stages.{g}.") for g in gone)
         }
     return out
 
@@ -172,7 +202,9 @@ def remove_intervention(graph: S.Graph, edge_id: str) -> S.Graph:
 
     A stage left with no edges is removed too; see :func:`apply_removals_to_dict`.
     """
-    return _rebuild(graph, apply_removals_to_dict(graph.to_dict(full=True), {"interventions": [edge_id]}))
+    return _rebuild(
+        graph, apply_removals_to_dict(graph.to_dict(full=True), {"interventions": [edge_id]})
+    )
 
 
 def remove_node(graph: S.Graph, node_id: str) -> S.Graph:
@@ -193,7 +225,9 @@ def _rebuild(graph: S.Graph, plain: dict) -> S.Graph:
 def replace_intervention(graph: S.Graph, edge: S.Intervention) -> S.Graph:
     """Return a new graph with the edge of the same id replaced by ``edge``."""
     _require(graph.intervention_map, edge.id, "intervention edge")
-    return replace(graph, interventions=tuple(edge if e.id == edge.id else e for e in graph.interventions))
+    return replace(
+        graph, interventions=tuple(edge if e.id == edge.id else e for e in graph.interventions)
+    )
 
 
 def set_weight(graph: S.Graph, edge_id: str, weight: float) -> S.Graph:
@@ -209,7 +243,9 @@ def set_stage(graph: S.Graph, stage_id: str, **settings: Any) -> S.Graph:
 
 def _require(mapping: Mapping[str, Any], key: str, what: str) -> None:
     if key not in mapping:
-        raise GraphError([Problem("unknown-id", key, f"no {what} '{key}'", did_you_mean(key, mapping))])
+        raise GraphError(
+            [Problem("unknown-id", key, f"no {what} '{key}'", did_you_mean(key, mapping))]
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -249,8 +285,12 @@ def graph_diff(base: S.Graph, other: S.Graph) -> list[Change]:
             else:
                 _diff_leaves(f"{section}.{key}", ea[key], eb[key], changes)
     ma, mb = [tuple(p) for p in a["mechanisms"]], [tuple(p) for p in b["mechanisms"]]
-    changes += [Change(f"mechanisms.{s}->{t}", "removed", [s, t]) for s, t in ma if (s, t) not in mb]
-    changes += [Change(f"mechanisms.{s}->{t}", "added", None, [s, t]) for s, t in mb if (s, t) not in ma]
+    changes += [
+        Change(f"mechanisms.{s}->{t}", "removed", [s, t]) for s, t in ma if (s, t) not in mb
+    ]
+    changes += [
+        Change(f"mechanisms.{s}->{t}", "added", None, [s, t]) for s, t in mb if (s, t) not in ma
+    ]
     _diff_leaves("schedule", a["schedule"], b["schedule"], changes)
     return changes
 

@@ -93,7 +93,10 @@ def _mapping(c: Collector, value: Any, path: Path, allowed: tuple[str, ...], req
     for key in value:
         if key not in allowed:
             c.add(
-                "unknown-field", (*path, str(key)), f"unknown field '{key}'", did_you_mean(key, allowed)
+                "unknown-field",
+                (*path, str(key)),
+                f"unknown field '{key}'",
+                did_you_mean(key, allowed),
             )
     for key in required:
         if key not in value:
@@ -155,7 +158,9 @@ def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
         return None
     op = raw["op"]
     if op not in S.DO_OPS:
-        c.add("unknown-op", (*path, "op"), f"unknown do-operation '{op}'", did_you_mean(op, S.DO_OPS))
+        c.add(
+            "unknown-op", (*path, "op"), f"unknown do-operation '{op}'", did_you_mean(op, S.DO_OPS)
+        )
         return None
     params_spec = S.DO_OPS[op]
     m = _mapping(c, raw, path, ("op", *params_spec))
@@ -174,11 +179,18 @@ def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | No
     if kind is None:
         c.mark_unbuilt("nodes", node_id)
         if "kind" not in raw:
-            c.add("missing-field", path, "missing required field 'kind'", "kinds: " + ", ".join(S.NODE_KINDS))
+            c.add(
+                "missing-field",
+                path,
+                "missing required field 'kind'",
+                "kinds: " + ", ".join(S.NODE_KINDS),
+            )
         return None
     m = _mapping(c, raw, path, NODE_FIELDS[kind])
     if kind != "data":
-        layer = _get(c, m, "layer", path, str, "representation") if kind == "representation" else None
+        layer = (
+            _get(c, m, "layer", path, str, "representation") if kind == "representation" else None
+        )
         return S.Node(node_id, kind, layer=layer)
     do_raw = m.get("do") or []
     if not isinstance(do_raw, list):
@@ -269,7 +281,9 @@ def _build_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_k
         required=("stage", "target", "divergence"),
     )
     target = _get(c, m, "target", path, str, None)
-    dm = _mapping(c, m.get("divergence"), (*path, "divergence"), S.field_names(S.Divergence), ("kind",))
+    dm = _mapping(
+        c, m.get("divergence"), (*path, "divergence"), S.field_names(S.Divergence), ("kind",)
+    )
     dpath = (*path, "divergence")
     dkind = _get(c, dm, "kind", dpath, str, None, S.DIVERGENCE_KINDS)
     divergence = None
@@ -297,7 +311,9 @@ def _build_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_k
 
 
 def _parse_stage(c: Collector, stage_id: str, raw: Any, path: Path) -> S.Stage | None:
-    m = _mapping(c, raw, path, tuple(f for f in S.field_names(S.Stage) if f != "id"), ("optimizer", "lr"))
+    m = _mapping(
+        c, raw, path, tuple(f for f in S.field_names(S.Stage) if f != "id"), ("optimizer", "lr")
+    )
     mask = None
     if m.get("mask") is not None:
         mpath = (*path, "mask")
@@ -359,7 +375,12 @@ def graph_from_dict(
     top = _mapping(c, data, (), TOP_FIELDS, ("format", "name"))
     fmt = _get(c, top, "format", (), str, None)
     if fmt is not None and fmt != S.FORMAT:
-        c.add("unsupported-format", ("format",), f"format '{fmt}' is not supported", f"use '{S.FORMAT}'")
+        c.add(
+            "unsupported-format",
+            ("format",),
+            f"format '{fmt}' is not supported",
+            f"use '{S.FORMAT}'",
+        )
     raw_nodes = _keyed(c, top.get("nodes"), ("nodes",))
     node_kinds = {k: v.get("kind") for k, v in raw_nodes.items() if isinstance(v, Mapping)}
     nodes = tuple(n for k, v in raw_nodes.items() if (n := _parse_node(c, k, v, ("nodes", k))))
@@ -386,7 +407,12 @@ def graph_from_dict(
         if (s := _parse_stage(c, k, v, ("stages", k)))
     )
     if top.get("schedule") is None:
-        c.add("missing-field", (), "missing required field 'schedule'", "e.g. schedule: {order: [...]}")
+        c.add(
+            "missing-field",
+            (),
+            "missing required field 'schedule'",
+            "e.g. schedule: {order: [...]}",
+        )
         c.mark_unbuilt("schedule")
     elif not isinstance(top["schedule"], Mapping):
         c.mark_unbuilt("schedule")
@@ -402,7 +428,9 @@ def graph_from_dict(
     citation = None
     if top.get("citation") is not None:
         cm = _mapping(c, top["citation"], ("citation",), S.field_names(S.Citation), ("title",))
-        citation = S.Citation(**{k: str(v) for k, v in cm.items() if k in S.field_names(S.Citation)})
+        citation = S.Citation(
+            **{k: str(v) for k, v in cm.items() if k in S.field_names(S.Citation)}
+        )
     presets = []
     for name, overrides in _keyed(c, top.get("presets"), ("presets",)).items():
         if not isinstance(overrides, Mapping):
@@ -475,7 +503,10 @@ def graph_to_dict(graph: S.Graph, full: bool = False) -> dict[str, Any]:
         div = _plain(e.divergence, S.Divergence, full, skip=())
         target_kind = graph.node_map[e.target].kind if e.target in graph.node_map else None
         axis = e.divergence.softmax_over
-        if not full and (e.divergence.kind == "kl" or axis != default_softmax_axis(e.divergence.kind, target_kind)):
+        if not full and (
+            e.divergence.kind == "kl"
+            or axis != default_softmax_axis(e.divergence.kind, target_kind)
+        ):
             div["softmax_over"] = axis
         elif not full:
             div.pop("softmax_over", None)

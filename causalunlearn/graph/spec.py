@@ -161,7 +161,8 @@ class Divergence:
         direction: For KL: ``reference_to_model`` is KL(reference ‖ model), as CaMU and
             PyTorch's ``KLDivLoss(model_log_probs, reference_probs)``; ``model_to_reference`` is
             KL(model ‖ reference).
-        softmax_over: The axis turned into a distribution before comparing: ``features`` (a
+        softmax_over: The axis turned into a distribution before comparing (``None``: the
+            target's natural axis, filled in when the graph is built): ``features`` (a
             representation's dimensions), ``classes`` (an output's logits) or ``none``.
         temperature: Softmax temperature (both sides), as in distillation.
         reduction: ``sum`` over batch and dimensions, ``mean`` over the batch (and elements),
@@ -170,14 +171,14 @@ class Divergence:
 
     kind: str
     direction: str = "reference_to_model"
-    softmax_over: str = "none"
+    softmax_over: str | None = None
     temperature: float = 1.0
     reduction: str = "mean"
 
 
 @dataclass(frozen=True)
 class Intervention:
-    """An intervention edge: one weighted loss term ``weight × divergence(model[target](data), ref)``.
+    """An intervention edge: one loss term ``weight × divergence(model[target](data), ref)``.
 
     Attributes:
         id: Stable identifier (the key in the YAML ``interventions`` mapping).
@@ -327,7 +328,26 @@ class Graph:
     def __post_init__(self) -> None:
         from causalunlearn.graph.validate import check_graph
 
+        self._resolve_softmax_axes()
         check_graph(self)
+
+    def _resolve_softmax_axes(self) -> None:
+        """Fill in ``softmax_over=None`` with the target's natural axis, as the YAML loader does,
+        so a graph built in Python equals the same graph loaded from YAML."""
+        from dataclasses import replace
+
+        from causalunlearn.graph.parse import default_softmax_axis
+
+        kinds = {n.id: n.kind for n in self.nodes if isinstance(n, Node)}
+        edges = []
+        for e in self.interventions:
+            if isinstance(e, Intervention) and isinstance(e.divergence, Divergence):
+                if e.divergence.softmax_over is None:
+                    axis = default_softmax_axis(e.divergence.kind, kinds.get(e.target))
+                    e = replace(e, divergence=replace(e.divergence, softmax_over=axis))
+            edges.append(e)
+        if isinstance(self.interventions, tuple):
+            object.__setattr__(self, "interventions", tuple(edges))
 
     # Lookups -------------------------------------------------------------------------------
     @cached_property

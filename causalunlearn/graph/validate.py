@@ -7,6 +7,7 @@ problem at once. Cycle detection uses networkx (``find_cycle``), not hand-writte
 from __future__ import annotations
 
 import math
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 import networkx as nx
@@ -35,6 +36,10 @@ def check_graph(graph: S.Graph) -> None:
     from causalunlearn.graph.parse import Collector
 
     c = Collector(graph.provenance.base if graph.provenance else None)
+    # A graph built in Python skips the parser's type and value checks: redo them here (a
+    # loaded graph passes them by construction), and stop before checks that assume them.
+    _check_values(c, graph)
+    c.raise_if_any()
     semantic_problems(
         c,
         name=graph.name,
@@ -49,6 +54,100 @@ def check_graph(graph: S.Graph) -> None:
         format=graph.format,
     )
     c.raise_if_any()
+
+
+# Allowed values by the name of their tuple in ``spec``, read when checking: registries (e.g.
+# ``register_divergence``) extend those tuples at run time. ``None`` marks an optional field.
+_CHOICES: dict[tuple[type, str], tuple[str, bool]] = {
+    (S.Node, "kind"): ("NODE_KINDS", False),
+    (S.Node, "split"): ("SPLITS", True),
+    (S.Node, "sample"): ("SAMPLES", False),
+    (S.Reference, "kind"): ("REFERENCE_KINDS", False),
+    (S.Reference, "align"): ("ALIGNS", False),
+    (S.Reference, "distribution"): ("DISTRIBUTIONS", True),
+    (S.Divergence, "kind"): ("DIVERGENCE_KINDS", False),
+    (S.Divergence, "direction"): ("DIRECTIONS", False),
+    (S.Divergence, "softmax_over"): ("SOFTMAX_AXES", False),
+    (S.Divergence, "reduction"): ("REDUCTIONS", False),
+    (S.Stage, "optimizer"): ("OPTIMIZERS", False),
+    (S.Mask, "kind"): ("MASK_KINDS", False),
+}
+_NUMBERS: dict[tuple[type, str], type] = {
+    (S.Node, "repeat"): int,
+    (S.Reference, "seed"): int,
+    (S.Divergence, "temperature"): float,
+    (S.Intervention, "weight"): float,
+    (S.Stage, "lr"): float,
+    (S.Stage, "weight_decay"): float,
+    (S.Stage, "momentum"): float,
+    (S.Stage, "epochs"): int,
+    (S.Mask, "keep"): float,
+    (S.Schedule, "epochs"): int,
+    (S.Schedule, "batch_size"): int,
+}
+_TUPLES = {"nodes", "mechanisms", "interventions", "stages", "presets", "do", "modules", "zip"}
+
+
+def _check_values(c, graph: S.Graph) -> None:
+    """Check field types and allowed values of every spec object (what the YAML parser checks)."""
+
+    def visit(obj: Any, path: tuple[str, ...]) -> None:
+        for f in fields(obj):
+            value, where = getattr(obj, f.name), (*path, f.name)
+            key = (type(obj), f.name)
+            if key in _CHOICES:
+                name, optional = _CHOICES[key]
+                allowed = getattr(S, name)
+                if value not in allowed and not (optional and value is None):
+                    c.add(
+                        "bad-value",
+                        where,
+                        f"{value!r} is not a valid {f.name}",
+                        did_you_mean(value, allowed),
+                    )
+            number = _NUMBERS.get(key)
+            if (
+                number
+                and value is not None
+                and (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float) if number is float else int)
+                )
+            ):
+                c.add("wrong-type", where, f"expected {number.__name__}, got {value!r}")
+            if f.name in _TUPLES and value is not None and not isinstance(value, tuple):
+                c.add("wrong-type", where, f"expected a tuple, got {type(value).__name__}")
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            items = value if isinstance(value, tuple) else (value,)
+            for i, item in enumerate(items):
+                if is_dataclass(item) and not isinstance(item, (S.DoOp, S.Citation)):
+                    sub = getattr(item, "id", None) or (str(i) if isinstance(value, tuple) else "")
+                    visit(item, (*path, f.name, *([sub] if sub else [])))
+                elif isinstance(item, S.DoOp):
+                    _check_do(c, item, (*path, f.name, str(i)))
+
+    if graph.format != S.FORMAT:
+        c.add("unsupported-format", ("format",), f"format '{graph.format}' is not supported")
+    visit(graph, ())
+
+
+def _check_do(c, op: S.DoOp, path: tuple[str, ...]) -> None:
+    if op.op not in S.DO_OPS:
+        c.add("unknown-op", path, f"unknown do-operation '{op.op}'", did_you_mean(op.op, S.DO_OPS))
+        return
+    spec = S.DO_OPS[op.op]
+    for name, value in op.params:
+        if name not in spec:
+            c.add(
+                "unknown-field", (*path, name), f"unknown field '{name}'", did_you_mean(name, spec)
+            )
+            continue
+        kind, _, choices = spec[name]
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        ok = ok or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+        if not ok or (choices is not None and value not in choices):
+            c.add("bad-value", (*path, name), f"{value!r} is not a valid {name}")
 
 
 def _unique(c, items, section: str) -> None:
@@ -143,7 +242,11 @@ def _check_nodes(c, nodes: dict[str, S.Node]) -> None:
                     (*path, "do", str(i)),
                     "relabel with avoid: paired_label needs 'paired_with' on the node",
                 )
-            if op.op == "add_noise" and op.get("dist") == "uniform" and op.get("low") >= op.get("high"):
+            if (
+                op.op == "add_noise"
+                and op.get("dist") == "uniform"
+                and op.get("low") >= op.get("high")
+            ):
                 c.add("bad-value", (*path, "do", str(i)), "uniform noise needs low < high")
 
 
@@ -161,7 +264,8 @@ def _check_mechanisms(c, nodes, mechanisms) -> None:
             c.add(
                 "wrong-node-kind",
                 path,
-                f"a mechanism edge cannot go from a {nodes[src].kind} node to a {nodes[dst].kind} node",
+                f"a mechanism edge cannot go from a {nodes[src].kind} node"
+                f" to a {nodes[dst].kind} node",
                 "mechanisms describe the model: data → representation → output",
             )
         dag.add_edge(src, dst)
@@ -184,7 +288,12 @@ def _check_mechanisms(c, nodes, mechanisms) -> None:
 def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
     path = ("interventions", e.id)
     if e.stage not in stages and not c.is_unbuilt("stages", e.stage):
-        c.add("unknown-stage", (*path, "stage"), f"unknown stage '{e.stage}'", did_you_mean(e.stage, stages))
+        c.add(
+            "unknown-stage",
+            (*path, "stage"),
+            f"unknown stage '{e.stage}'",
+            did_you_mean(e.stage, stages),
+        )
     kinds = ("representation", "output", "parameters")
     target_ok = _ref(c, nodes, e.target, (*path, "target"), kinds, "target node")
     target_kind = nodes[e.target].kind if target_ok else None
@@ -209,6 +318,13 @@ def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
             c.add("bad-reference", (*path, "reference"), "an l1 term takes no reference")
     elif ref is None and not c.is_unbuilt("references", e.id):
         c.add("missing-field", path, f"a {div.kind} term needs a 'reference'")
+    if div.kind in ("kl", "cross_entropy") and div.softmax_over == "none":
+        c.add(
+            "bad-value",
+            (*path, "divergence", "softmax_over"),
+            f"{div.kind} compares distributions; softmax_over cannot be 'none'",
+            "use 'features' for representations and 'classes' for outputs",
+        )
     axis_for = {"features": "representation", "classes": "output"}
     misfit = div.kind == "cross_entropy" and target_kind not in (None, "output")  # reported above
     if target_kind in axis_for.values() and div.softmax_over in axis_for and not misfit:
@@ -281,7 +397,12 @@ def _check_stages(c, nodes, stages, interventions, schedule) -> None:
         c.add("missing-field", spath, "schedule.order lists the stages to run")
     for name in schedule.order:
         if name not in stages and not c.is_unbuilt("stages", name):
-            c.add("unknown-stage", (*spath, "order"), f"unknown stage '{name}'", did_you_mean(name, stages))
+            c.add(
+                "unknown-stage",
+                (*spath, "order"),
+                f"unknown stage '{name}'",
+                did_you_mean(name, stages),
+            )
     if len(set(schedule.order)) != len(schedule.order):
         c.add("bad-value", (*spath, "order"), "a stage appears twice in schedule.order")
     if schedule.epochs < 1 or schedule.batch_size < 1:
@@ -346,7 +467,11 @@ def semantic_problems(c, **parts: Any) -> None:
             "the graph has no " + ("nodes" if not nodes_list else "intervention edges"),
             "an objective needs at least one intervention edge; see graphs/camu.yaml",
         )
-    for items, section in ((nodes_list, "nodes"), (interventions, "interventions"), (stages_list, "stages")):
+    for items, section in (
+        (nodes_list, "nodes"),
+        (interventions, "interventions"),
+        (stages_list, "stages"),
+    ):
         _unique(c, items, section)
     nodes = {n.id: n for n in nodes_list}
     stages = {s.id: s for s in stages_list}

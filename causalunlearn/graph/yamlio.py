@@ -41,7 +41,9 @@ EXTENDS_FIELDS = ("format", "extends", "name", "summary", "citation", "remove", 
 class _Loader(yaml.SafeLoader):
     """SafeLoader with exponent floats and duplicate-key detection."""
 
-    yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    yaml_implicit_resolvers = {
+        k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -130,7 +132,14 @@ def read_yaml(text: str, source: str = "<yaml>") -> tuple[Any, dict[tuple[str, .
             where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
             what = getattr(err, "problem", None) or str(err)
             raise GraphError(
-                [Problem("yaml-syntax", where, f"YAML syntax error: {what}", "check indentation and brackets")],
+                [
+                    Problem(
+                        "yaml-syntax",
+                        where,
+                        f"YAML syntax error: {what}",
+                        "check indentation and brackets",
+                    )
+                ],
                 source,
             ) from None
         if node is None:
@@ -146,11 +155,18 @@ def read_yaml(text: str, source: str = "<yaml>") -> tuple[Any, dict[tuple[str, .
             mark = getattr(err, "problem_mark", None)
             where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
             what = getattr(err, "problem", None) or str(err)
-            raise GraphError([Problem("yaml-syntax", where, f"YAML error: {what}")], source) from None
+            raise GraphError(
+                [Problem("yaml-syntax", where, f"YAML error: {what}")], source
+            ) from None
         if loader.duplicates:
             raise GraphError(
                 [
-                    Problem("duplicate-key", f"{source}:{line}", f"key '{key}' appears twice", "keep one")
+                    Problem(
+                        "duplicate-key",
+                        f"{source}:{line}",
+                        f"key '{key}' appears twice",
+                        "keep one",
+                    )
                     for key, line in loader.duplicates
                 ],
                 source,
@@ -174,16 +190,23 @@ def _resolve(path: FsPath | None, text: str, source: str, depth: int = 0) -> tup
     if not isinstance(data, dict) or "extends" not in data:
         return data, lines, None
     if depth > 8:
-        raise GraphError([Problem("cycle", source, "'extends' chain is too deep or circular")], source)
+        raise GraphError(
+            [Problem("cycle", source, "'extends' chain is too deep or circular")], source
+        )
     c = Collector(source, lines)
     _mapping(c, data, (), EXTENDS_FIELDS, ("format", "extends", "name"))
     c.raise_if_any()
     base_path = (path.parent if path else FsPath.cwd()) / str(data["extends"])
     if not base_path.is_file():
         raise GraphError(
-            [Problem("unknown-base", f"extends ({source}:{lines.get(('extends',), '?')})",
-                     f"base graph '{data['extends']}' not found at {base_path}",
-                     "paths in 'extends' are relative to the file that names them")],
+            [
+                Problem(
+                    "unknown-base",
+                    f"extends ({source}:{lines.get(('extends',), '?')})",
+                    f"base graph '{data['extends']}' not found at {base_path}",
+                    "paths in 'extends' are relative to the file that names them",
+                )
+            ],
             source,
         )
     base_plain, _, base_prov = _resolve(base_path, base_path.read_text(), base_path.name, depth + 1)
@@ -201,9 +224,14 @@ def _resolve(path: FsPath | None, text: str, source: str, depth: int = 0) -> tup
     for key in ("format", "name", "summary", "citation"):
         if key in data:
             plain[key] = data[key]
-    removed = tuple(f"{sec}.{i}" if sec != "mechanisms" else f"mechanisms.{i[0]}->{i[1]}"
-                    for sec, ids in removals.items() for i in ids)
-    prov = S.Provenance(base=os.path.normpath(base_path), removed=removed, overridden=tuple(overrides))
+    removed = tuple(
+        f"{sec}.{i}" if sec != "mechanisms" else f"mechanisms.{i[0]}->{i[1]}"
+        for sec, ids in removals.items()
+        for i in ids
+    )
+    prov = S.Provenance(
+        base=os.path.normpath(base_path), removed=removed, overridden=tuple(overrides)
+    )
     # A problem inside an overridden value points at its 'set' line; any other at this file.
     set_lines = {tuple(str(k).split(".")): lines[("set", str(k))] for k in overrides}
     return plain, set_lines, prov
@@ -245,7 +273,16 @@ def load_graph(
     else:
         path = FsPath(source)
         if not path.is_file():
-            raise GraphError([Problem("file-not-found", str(path), "no such graph file", "see `causalunlearn graphs`")])
+            raise GraphError(
+                [
+                    Problem(
+                        "file-not-found",
+                        str(path),
+                        "no such graph file",
+                        "see `causalunlearn graphs`",
+                    )
+                ]
+            )
         text, name = path.read_text(), path.name
     plain, lines, prov = _resolve(path, text, name)
     graph = graph_from_dict(plain, name, lines)
@@ -278,7 +315,9 @@ _Dumper.add_representer(list, _represent_list)
 
 def dump_yaml(graph: S.Graph, full: bool = False) -> str:
     """The graph as YAML text; loading it back gives an equal graph."""
-    return yaml.dump(graph.to_dict(full=full), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(
+        graph.to_dict(full=full), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
 
 
 def save_graph(graph: S.Graph, path: str | FsPath) -> None:
