@@ -79,7 +79,8 @@ def train_from_scratch(
     graph = training_graph(on, recipe)
     objective = compile_objective(graph, net, seed=seed)
     streams = materialise(graph, data, split, seed=seed, device=device)
-    log = run_schedule(objective, streams, seed=seed, progress=progress, description=f"{'original' if on == 'train' else 'oracle'} seed {seed}")
+    label = f"{'original' if on == 'train' else 'oracle'} seed {seed}"
+    log = run_schedule(objective, streams, seed=seed, progress=progress, log_every=100, description=label)
     net.eval()
     return net, log
 
@@ -200,7 +201,8 @@ def unlearn(
     streams = materialise(graph, data.to(device), split, seed=seed, device=device, original=objective.original)
     masks = saliency_masks(objective, streams, graph) if any(s.mask for s in graph.stages) else None
     t1 = time.perf_counter()
-    log = run_schedule(objective, streams, seed=seed, progress=progress, masks=masks, description=graph.name)
+    # Unlearning runs are short: log every term at every step.
+    log = run_schedule(objective, streams, seed=seed, progress=progress, masks=masks, log_every=1, description=graph.name)
     working.eval()
     seconds = {"materialise": t1 - t0, "loop": log.seconds, "total": time.perf_counter() - start}
     return Unlearned(working, log, seconds)

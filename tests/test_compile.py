@@ -193,3 +193,14 @@ def test_original_is_frozen_and_stays_in_eval_mode():
     assert not objective.original.training
     assert all(not p.requires_grad for p in objective.original.parameters())
     assert all(p.requires_grad for p in objective.model.parameters())
+
+
+def test_a_node_the_data_cannot_provide_is_refused():
+    from causalunlearn.errors import DataError
+
+    graph = load_graph(CAMU, overrides={"nodes.retain_sample.split": "test"})
+    data = tiny_data()
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    with pytest.raises(DataError) as err:
+        materialise(graph, data, split, seed=0)
+    assert err.value.code == "cannot-provide-node" and "retain_sample" in str(err.value)

@@ -123,6 +123,13 @@ class Streams:
 
 
 def _base_rows(node: S.Node, data, split, device) -> tuple[torch.Tensor, torch.Tensor]:
+    if node.sample == "same_size_as_forget" and node.split != "retain":
+        raise DataError(
+            "cannot-provide-node",
+            f"data node '{node.id}' asks for a forget-sized sample of the {node.split} split;"
+            " the split provides such a sample of the retain set only",
+            "use 'split: retain, sample: same_size_as_forget' (CaMU's retain sample)",
+        )
     if node.split == "test":
         x, y = data.test_x, data.test_y
     else:
