@@ -238,6 +238,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def markdown_reference() -> str:
+    """The CLI reference as Markdown, generated from the parser (``docs/cli.md``).
+
+    Regenerate with ``python -c "from causalunlearn.cli import markdown_reference as m;
+    print(m(), end='')" > docs/cli.md``; a test checks the file is current.
+    """
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width
+    try:
+        parser = build_parser()
+        parts = [
+            "# Command-line reference",
+            "",
+            "Generated from the argument parser by `causalunlearn.cli.markdown_reference()`;",
+            "`tests/test_cli.py` fails when this page is out of date.",
+            "",
+            "```text",
+            parser.format_help().rstrip(),
+            "```",
+        ]
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, subparser in sub.choices.items():
+            parts += [
+                "",
+                f"## `causalunlearn {name}`",
+                "",
+                "```text",
+                subparser.format_help().rstrip(),
+                "```",
+            ]
+        return "\n".join(parts) + "\n"
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 error, 2 usage error).
 
@@ -264,4 +302,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

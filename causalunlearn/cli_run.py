@@ -17,7 +17,9 @@ def _seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, got '{text}'") from None
+        raise argparse.ArgumentTypeError(
+            f"seeds are integers separated by commas, got '{text}'"
+        ) from None
     if not seeds:
         raise argparse.ArgumentTypeError("give at least one seed, e.g. --seeds 0,1,2")
     return seeds
@@ -26,22 +28,45 @@ def _seeds(text: str) -> list[int]:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``causalunlearn run``."""
     parser.add_argument("graph", help="graph file, e.g. graphs/camu.yaml")
-    parser.add_argument("--dataset", default="digits", help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100")
+    parser.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100",
+    )
     parser.add_argument(
         "--scenario",
         default="class:0",
-        help="class:0 | class:0,3 | random:0.1 | perclass:0=0.5 | indices:FILE (your forget indices)",
+        help="class:0 | class:0,3 | random:0.1 | perclass:0=0.5 | indices:FILE (forget indices)",
     )
-    parser.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)")
-    parser.add_argument("--preset", help="a preset of the graph, e.g. mnist-class (see the graph file)")
-    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="override a graph field")
-    parser.add_argument("--model", help="registered model (default: mlp for digits, cnn for MNIST, resnet18 for CIFAR)")
-    parser.add_argument("--checkpoint", help="your trained original model (state_dict) instead of training one")
-    parser.add_argument("--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)")
-    parser.add_argument("--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)")
+    parser.add_argument(
+        "--seeds", type=_seeds, default=[0], help="comma-separated seeds (default 0)"
+    )
+    parser.add_argument(
+        "--preset", help="a preset of the graph, e.g. mnist-class (see the graph file)"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="PATH=VALUE", help="override a graph field"
+    )
+    parser.add_argument(
+        "--model",
+        help="registered model (default: mlp for digits, cnn for MNIST, resnet18 for CIFAR)",
+    )
+    parser.add_argument(
+        "--checkpoint", help="your trained original model (state_dict) instead of training one"
+    )
+    parser.add_argument(
+        "--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)"
+    )
+    parser.add_argument(
+        "--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)"
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    parser.add_argument("--attacker", default="gbdt", help="membership-inference attacker: gbdt or xgboost")
-    parser.add_argument("--epochs-original", type=int, help="epochs of original/oracle training (official: 20)")
+    parser.add_argument(
+        "--attacker", default="gbdt", help="membership-inference attacker: gbdt or xgboost"
+    )
+    parser.add_argument(
+        "--epochs-original", type=int, help="epochs of original/oracle training (official: 20)"
+    )
     parser.add_argument("--no-oracle", action="store_true", help="skip the retrain oracle")
     parser.add_argument("--out", help="run folder (default: runs/<graph>-<dataset>-<scenario>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
@@ -58,7 +83,11 @@ def run_command(args: argparse.Namespace) -> int:
     graph = load_graph(args.graph, preset=args.preset, overrides=overrides)
     scenario = args.scenario
     if args.checkpoint and not Path(args.checkpoint).is_file():
-        raise RunError("missing-checkpoint", f"no checkpoint at {args.checkpoint}", "pass a state_dict saved with torch.save")
+        raise RunError(
+            "missing-checkpoint",
+            f"no checkpoint at {args.checkpoint}",
+            "pass a state_dict saved with torch.save",
+        )
     recipe = Recipe(epochs=args.epochs_original) if args.epochs_original else Recipe()
     settings = RunSettings(
         dataset=args.dataset,

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from causalunlearn.atomic import atomic_write
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.data.splits import Split
 from causalunlearn.errors import RunError
@@ -142,7 +143,9 @@ def markdown_table(manifest: dict[str, Any]) -> str:
     for key, label, _ in METRICS:
         cells = [_fmt(summary.get(role, {}).get(key)) for role in ROLES]
         lines.append(f"| {label} | {' | '.join(cells)} |")
-    lines.append(f"| Unlearning time (s) | – | {_fmt(summary['unlearned'].get('unlearn_seconds'))} | – |")
+    lines.append(
+        f"| Unlearning time (s) | – | {_fmt(summary['unlearned'].get('unlearn_seconds'))} | – |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -163,10 +166,7 @@ def _clean(obj: Any) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(_clean(data), fh, indent=2, default=_json_default)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(_clean(data), indent=2, default=_json_default))
 
 
 def run_experiment(
@@ -194,7 +194,12 @@ def run_experiment(
     if not settings.seeds:
         raise RunError("no-seeds", "no seeds given", "e.g. --seeds 0,1,2")
     device = pick_device(settings.device)
-    data = load_dataset(settings.dataset, settings.data_root, cache_dir=settings.cache_dir, progress=settings.progress)
+    data = load_dataset(
+        settings.dataset,
+        settings.data_root,
+        cache_dir=settings.cache_dir,
+        progress=settings.progress,
+    )
     model_name = _model_name(data, settings.model)
     cache = ModelCache(Path(settings.cache_dir) / "models") if settings.cache_dir else ModelCache()
     staging = None
@@ -205,7 +210,9 @@ def run_experiment(
     per_seed = []
     try:
         for seed in settings.seeds:
-            per_seed.append(_one_seed(graph, settings, data, model_name, cache, device, seed, staging))
+            per_seed.append(
+                _one_seed(graph, settings, data, model_name, cache, device, seed, staging)
+            )
         manifest = {
             "format": MANIFEST_FORMAT,
             "status": "finished",
@@ -224,7 +231,7 @@ def run_experiment(
         manifest["summary"] = summarise(per_seed)
         if staging is not None:
             _write_json(staging / "manifest.json", manifest)
-            (staging / "results.md").write_text(markdown_table(manifest))
+            atomic_write(staging / "results.md", markdown_table(manifest))
             _swap_in(staging, out_path)
             staging = None
         return manifest
@@ -248,28 +255,59 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
     if settings.checkpoint:
         original = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
         load_state(original, settings.checkpoint)
-        original, info_o = original.to(device).eval(), {"cached": True, "seconds": 0.0, "path": settings.checkpoint}
+        original, info_o = (
+            original.to(device).eval(),
+            {"cached": True, "seconds": 0.0, "path": settings.checkpoint},
+        )
     else:
         original, info_o = cache.get(
-            data, split, "original", model=model_name, recipe=settings.recipe, seed=seed, device=device, progress=settings.progress
+            data,
+            split,
+            "original",
+            model=model_name,
+            recipe=settings.recipe,
+            seed=seed,
+            device=device,
+            progress=settings.progress,
         )
-    result = unlearn(graph, original, data, split, seed=seed, device=device, progress=settings.progress)
+    result = unlearn(
+        graph, original, data, split, seed=seed, device=device, progress=settings.progress
+    )
     metrics = {
-        "original": evaluate(original, data, split, seed=seed, attacker=settings.attacker, device=device),
-        "unlearned": evaluate(result.model, data, split, seed=seed, attacker=settings.attacker, device=device),
+        "original": evaluate(
+            original, data, split, seed=seed, attacker=settings.attacker, device=device
+        ),
+        "unlearned": evaluate(
+            result.model, data, split, seed=seed, attacker=settings.attacker, device=device
+        ),
     }
     info_r = None
     if settings.oracle:
         oracle, info_r = cache.get(
-            data, split, "oracle", model=model_name, recipe=settings.recipe, seed=seed, device=device, progress=settings.progress
+            data,
+            split,
+            "oracle",
+            model=model_name,
+            recipe=settings.recipe,
+            seed=seed,
+            device=device,
+            progress=settings.progress,
         )
-        metrics["oracle"] = evaluate(oracle, data, split, seed=seed, attacker=settings.attacker, device=device)
+        metrics["oracle"] = evaluate(
+            oracle, data, split, seed=seed, attacker=settings.attacker, device=device
+        )
     if staging is not None:
         split.save(staging / f"split-seed{seed}.json")
         save_state(result.model, staging / f"unlearned-seed{seed}.pt")
     return {
         "seed": seed,
-        "split": {"digest": split.digest(), "file": f"split-seed{seed}.json", "forget": len(split.forget), "retain": len(split.retain), "retain_sample": len(split.retain_sample)},
+        "split": {
+            "digest": split.digest(),
+            "file": f"split-seed{seed}.json",
+            "forget": len(split.forget),
+            "retain": len(split.retain),
+            "retain_sample": len(split.retain_sample),
+        },
         "metrics": metrics,
         "seconds": {
             "materialise": result.seconds["materialise"],

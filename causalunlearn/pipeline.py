@@ -49,7 +49,11 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunError("no-cuda", "CUDA was requested but torch sees no GPU", "use --device cpu (the default here)")
+        raise RunError(
+            "no-cuda",
+            "CUDA was requested but torch sees no GPU",
+            "use --device cpu (the default here)",
+        )
     return device
 
 
@@ -80,7 +84,9 @@ def train_from_scratch(
     objective = compile_objective(graph, net, seed=seed)
     streams = materialise(graph, data, split, seed=seed, device=device)
     label = f"{'original' if on == 'train' else 'oracle'} seed {seed}"
-    log = run_schedule(objective, streams, seed=seed, progress=progress, log_every=100, description=label)
+    log = run_schedule(
+        objective, streams, seed=seed, progress=progress, log_every=100, description=label
+    )
     net.eval()
     return net, log
 
@@ -95,9 +101,13 @@ class ModelCache:
 
     root: Path = field(default_factory=lambda: default_cache_dir() / "models")
 
-    def path(self, dataset: str, model: str, recipe: Recipe, seed: int, split: Split | None = None) -> Path:
+    def path(
+        self, dataset: str, model: str, recipe: Recipe, seed: int, split: Split | None = None
+    ) -> Path:
         """Where a cached model lives."""
-        name = f"original-seed{seed}.pt" if split is None else f"oracle-{split.digest()}-seed{seed}.pt"
+        name = (
+            f"original-seed{seed}.pt" if split is None else f"oracle-{split.digest()}-seed{seed}.pt"
+        )
         return Path(self.root) / dataset / model / recipe.key() / name
 
     def get(
@@ -124,9 +134,15 @@ class ModelCache:
             return net.to(device).eval(), {"cached": True, "seconds": 0.0, "path": str(path)}
         start = time.perf_counter()
         on = "train" if which == "original" else "retain"
-        net, _ = train_from_scratch(data, split, on, model=model, recipe=recipe, seed=seed, device=device, progress=progress)
+        net, _ = train_from_scratch(
+            data, split, on, model=model, recipe=recipe, seed=seed, device=device, progress=progress
+        )
         save_state(net, path)
-        return net.eval(), {"cached": False, "seconds": time.perf_counter() - start, "path": str(path)}
+        return net.eval(), {
+            "cached": False,
+            "seconds": time.perf_counter() - start,
+            "path": str(path),
+        }
 
 
 @dataclass
@@ -198,11 +214,21 @@ def unlearn(
     working = copy.deepcopy(model).to(device)
     objective = compile_objective(graph, working, seed=seed)
     t0 = time.perf_counter()
-    streams = materialise(graph, data.to(device), split, seed=seed, device=device, original=objective.original)
+    streams = materialise(
+        graph, data.to(device), split, seed=seed, device=device, original=objective.original
+    )
     masks = saliency_masks(objective, streams, graph) if any(s.mask for s in graph.stages) else None
     t1 = time.perf_counter()
     # Unlearning runs are short: log every term at every step.
-    log = run_schedule(objective, streams, seed=seed, progress=progress, masks=masks, log_every=1, description=graph.name)
+    log = run_schedule(
+        objective,
+        streams,
+        seed=seed,
+        progress=progress,
+        masks=masks,
+        log_every=1,
+        description=graph.name,
+    )
     working.eval()
     seconds = {"materialise": t1 - t0, "loop": log.seconds, "total": time.perf_counter() - start}
     return Unlearned(working, log, seconds)
@@ -230,7 +256,13 @@ def evaluate(
     logits_train = predict(model, data.train_x, device=device).cpu()
     logits_test = predict(model, data.test_x, device=device).cpu()
     report = accuracy_report(
-        logits_train, data.train_y, split.forget, split.retain, logits_test, data.test_y, split.forgotten_classes
+        logits_train,
+        data.train_y,
+        split.forget,
+        split.retain,
+        logits_test,
+        data.test_y,
+        split.forgotten_classes,
     )
     try:
         mia = mia_sorted_softmax_from_logits(

@@ -32,7 +32,8 @@ class Recipe:
 
     def key(self) -> str:
         """A short identifier of the recipe, used in cache file names."""
-        return f"{self.optimizer}-lr{self.lr:g}-wd{self.weight_decay:g}-e{self.epochs}-b{self.batch_size}"
+        opt, lr, wd = self.optimizer, self.lr, self.weight_decay
+        return f"{opt}-lr{lr:g}-wd{wd:g}-e{self.epochs}-b{self.batch_size}"
 
 
 def training_graph(split: str, recipe: Recipe) -> S.Graph:
@@ -53,5 +54,7 @@ def training_graph(split: str, recipe: Recipe) -> S.Graph:
             ),
         ),
         stages=(S.Stage("train", recipe.optimizer, recipe.lr, weight_decay=recipe.weight_decay),),
-        schedule=S.Schedule(order=("train",), epochs=recipe.epochs, batch_size=recipe.batch_size, zip=("data",)),
+        schedule=S.Schedule(
+            order=("train",), epochs=recipe.epochs, batch_size=recipe.batch_size, zip=("data",)
+        ),
     )

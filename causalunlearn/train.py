@@ -99,22 +99,36 @@ def run_schedule(
     phases = _phases(objective)
     bs = schedule.batch_size
     per_epoch = sum(
-        min(math.ceil(streams.size(g) / bs) for g in groups) * len(stages) for groups, stages in phases
+        min(math.ceil(streams.size(g) / bs) for g in groups) * len(stages)
+        for groups, stages in phases
     )
     log = TrainLog(steps={s: 0 for s in schedule.order}, losses={s: [] for s in schedule.order})
     sums: dict[str, dict[str, float]] = {s: {} for s in schedule.order}
     counts: dict[str, int] = {s: 0 for s in schedule.order}
     objective.model.train()
     start = time.perf_counter()
-    bar = tqdm(total=per_epoch * schedule.epochs, disable=not progress, desc=description or graph.name, leave=False)
+    bar = tqdm(
+        total=per_epoch * schedule.epochs,
+        disable=not progress,
+        desc=description or graph.name,
+        leave=False,
+    )
     try:
         for epoch in range(schedule.epochs):
             for groups, stage_ids in phases:
-                active = [s for s in stage_ids if graph.stage(s).epochs is None or epoch < graph.stage(s).epochs]
+                active = [
+                    s
+                    for s in stage_ids
+                    if graph.stage(s).epochs is None or epoch < graph.stage(s).epochs
+                ]
                 if not active:
                     continue
                 perms = {
-                    g: (torch.randperm(streams.size(g), generator=generator) if schedule.shuffle else torch.arange(streams.size(g))).to(device)
+                    g: (
+                        torch.randperm(streams.size(g), generator=generator)
+                        if schedule.shuffle
+                        else torch.arange(streams.size(g))
+                    ).to(device)
                     for g in groups
                 }
                 n_batches = min(math.ceil(streams.size(g) / bs) for g in groups)
@@ -126,7 +140,18 @@ def run_schedule(
                             x, y = streams.rows[key]
                             batch[key] = (x[idx], y[idx])
                     for sid in active:
-                        _step(objective, optimizers[sid], sid, batch, masks, epoch, log, sums, counts, log_every)
+                        _step(
+                            objective,
+                            optimizers[sid],
+                            sid,
+                            batch,
+                            masks,
+                            epoch,
+                            log,
+                            sums,
+                            counts,
+                            log_every,
+                        )
                         bar.update(1)
     finally:
         bar.close()

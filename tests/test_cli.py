@@ -164,3 +164,22 @@ def test_a_new_command_is_one_registration(capsys, monkeypatch):
     assert capsys.readouterr().out == "hi you\n"
     register_command("hello", "again", add_arguments, lambda a: 0)  # replaces, no duplicate
     assert [c.name for c in cli.COMMANDS].count("hello") == 1
+
+
+def test_cli_reference_page_is_current():
+    """Every command and option of the parser is on docs/cli.md (argparse's wording varies
+    across Python versions, so the page is compared option by option, not byte by byte)."""
+    import argparse
+    from pathlib import Path
+
+    from causalunlearn.cli import build_parser
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, parser in sub.choices.items():
+        if f"## `causalunlearn {name}`" not in page:
+            missing.append(name)
+        for action in parser._actions:
+            missing += [f"{name} {o}" for o in action.option_strings if o not in page]
+    assert not missing, f"regenerate docs/cli.md (see its first lines); missing: {missing}"

@@ -40,15 +40,23 @@ def test_kl_sum_equals_hand_computation():
     p = ref.softmax(1)
     q = value.softmax(1)
     expected = sum(
-        p[i, j].item() * (math.log(p[i, j].item()) - math.log(q[i, j].item())) for i in range(2) for j in range(3)
+        p[i, j].item() * (math.log(p[i, j].item()) - math.log(q[i, j].item()))
+        for i in range(2)
+        for j in range(3)
     )
-    got = get_divergence("kl")(value, Target("logits", ref), Divergence("kl", softmax_over="features", reduction="sum"))
+    got = get_divergence("kl")(
+        value, Target("logits", ref), Divergence("kl", softmax_over="features", reduction="sum")
+    )
     assert got.item() == pytest.approx(expected, rel=1e-6)
     swapped = get_divergence("kl")(
-        value, Target("logits", ref), Divergence("kl", direction="model_to_reference", reduction="sum")
+        value,
+        Target("logits", ref),
+        Divergence("kl", direction="model_to_reference", reduction="sum"),
     )
     expected_swapped = sum(
-        q[i, j].item() * (math.log(q[i, j].item()) - math.log(p[i, j].item())) for i in range(2) for j in range(3)
+        q[i, j].item() * (math.log(q[i, j].item()) - math.log(p[i, j].item()))
+        for i in range(2)
+        for j in range(3)
     )
     assert swapped.item() == pytest.approx(expected_swapped, rel=1e-6)
 
@@ -57,11 +65,17 @@ def test_cross_entropy_labels_soft_and_temperature():
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.1, 0.2, 0.3]])
     labels = torch.tensor([0, 2])
     ce = get_divergence("cross_entropy")
-    hand = -(math.log(logits[0].softmax(0)[0].item()) + math.log(logits[1].softmax(0)[2].item())) / 2
-    assert ce(logits, Target("labels", labels), Divergence("cross_entropy")).item() == pytest.approx(hand, rel=1e-6)
+    hand = (
+        -(math.log(logits[0].softmax(0)[0].item()) + math.log(logits[1].softmax(0)[2].item())) / 2
+    )
+    assert ce(
+        logits, Target("labels", labels), Divergence("cross_entropy")
+    ).item() == pytest.approx(hand, rel=1e-6)
     uniform = torch.full((2, 3), 1 / 3)
     soft = ce(logits, Target("probs", uniform), Divergence("cross_entropy", reduction="sum"))
-    hand_soft = -sum(math.log(logits[i].softmax(0)[j].item()) / 3 for i in range(2) for j in range(3))
+    hand_soft = -sum(
+        math.log(logits[i].softmax(0)[j].item()) / 3 for i in range(2) for j in range(3)
+    )
     assert soft.item() == pytest.approx(hand_soft, rel=1e-6)
     t = ce(logits, Target("labels", labels), Divergence("cross_entropy", temperature=2.0))
     assert t.item() == pytest.approx(F.cross_entropy(logits / 2, labels).item(), rel=1e-6)
@@ -72,7 +86,9 @@ def test_l1_and_mse():
     assert get_divergence("l1")(params, None, Divergence("l1", reduction="sum")).item() == 6.0
     assert get_divergence("l1")(params, None, Divergence("l1", reduction="mean")).item() == 2.0
     v, r = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 4.0]])
-    assert get_divergence("mse")(v, Target("logits", r), Divergence("mse")).item() == pytest.approx(2.5)
+    assert get_divergence("mse")(v, Target("logits", r), Divergence("mse")).item() == pytest.approx(
+        2.5
+    )
 
 
 def test_user_registered_divergence_is_usable_from_yaml():
@@ -81,7 +97,9 @@ def test_user_registered_divergence_is_usable_from_yaml():
         return (value - reference.value).abs().mean()
 
     try:
-        graph = load_graph(CAMU, overrides={"interventions.keep_retain_z.divergence.kind": "abs_gap"})
+        graph = load_graph(
+            CAMU, overrides={"interventions.keep_retain_z.divergence.kind": "abs_gap"}
+        )
         assert graph.intervention("keep_retain_z").divergence.kind == "abs_gap"
         data = tiny_data()
         split = make_split(data.train_y, "class:0", 0, data.num_classes)
@@ -138,7 +156,9 @@ def test_no_counterfactual_ablation_pairs_retain_sample_rows():
     streams = materialise(graph, data, split, seed=0)
     assert "retain_sample@forget" in streams.groups["forget"]
     perm = streams.pairings[("retain_sample", "forget")]
-    assert torch.equal(streams.rows["retain_sample@forget"][1], streams.rows["retain_sample"][1][perm])
+    assert torch.equal(
+        streams.rows["retain_sample@forget"][1], streams.rows["retain_sample"][1][perm]
+    )
 
 
 # Schedule ----------------------------------------------------------------------------------------
@@ -147,7 +167,9 @@ def test_epoch_ends_with_shortest_stream_and_steps_are_counted():
     split = make_split(data.train_y, "class:0", 0, data.num_classes)  # 20 forget rows
     graph = load_graph(CAMU, overrides={"schedule.batch_size": 8, "schedule.epochs": 3})
     model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
-    log = run_schedule(compile_objective(graph, model), materialise(graph, data, split, seed=0), progress=False)
+    log = run_schedule(
+        compile_objective(graph, model), materialise(graph, data, split, seed=0), progress=False
+    )
     assert log.steps == {"representation": 9, "output": 9}  # ceil(20 / 8) = 3 batches x 3 epochs
     assert set(log.losses["output"][-1]) >= {"keep_retain_y", "cut_forget_y", "step", "epoch"}
 
@@ -160,7 +182,9 @@ def test_stage_with_own_streams_and_epoch_limit_runs_its_own_pass():
     graph = load_graph(text, overrides={"schedule.batch_size": 10, "schedule.epochs": 3})
     max_stage = next(s for s in graph.stages if s.epochs is not None)
     model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
-    log = run_schedule(compile_objective(graph, model), materialise(graph, data, split, seed=0), progress=False)
+    log = run_schedule(
+        compile_objective(graph, model), materialise(graph, data, split, seed=0), progress=False
+    )
     assert log.steps[max_stage.id] == 2 * max_stage.epochs  # 20 forget rows / 10, only first epochs
 
 

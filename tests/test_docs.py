@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 )
 def test_every_spec_field_is_in_the_graph_format_reference(cls):
     text = (ROOT / "docs" / "graph-format.md").read_text()
-    missing = [f.name for f in fields(cls) if f.name not in ("id", "provenance") and f"`{f.name}`" not in text]
+    missing = [
+        f.name
+        for f in fields(cls)
+        if f.name not in ("id", "provenance") and f"`{f.name}`" not in text
+    ]
     assert not missing, f"{cls.__name__} fields missing from docs/graph-format.md: {missing}"
 
 

@@ -119,9 +119,13 @@ def test_representation_stage_leaves_the_head_untouched():
     graph = load_graph(CAMU, overrides={"schedule.epochs": 1, "schedule.shuffle": False})
     graph = remove_intervention(remove_intervention(graph, "keep_retain_y"), "cut_forget_y")
     ours = copy.deepcopy(model)
-    run_schedule(compile_objective(graph, ours, original=copy.deepcopy(model)), streams, progress=False)
+    run_schedule(
+        compile_objective(graph, ours, original=copy.deepcopy(model)), streams, progress=False
+    )
     for name in ("fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"):
-        assert torch.equal(dict(ours.named_parameters())[name], dict(model.named_parameters())[name])
+        assert torch.equal(
+            dict(ours.named_parameters())[name], dict(model.named_parameters())[name]
+        )
     assert not torch.equal(ours.fc1.weight, model.fc1.weight)
 
 
@@ -138,4 +142,6 @@ def test_removing_an_edge_removes_exactly_that_term():
     torch.testing.assert_close(terms_full["keep_retain_z"], terms_abl["keep_retain_z"])
     torch.testing.assert_close(loss_full - 0.5 * terms_full["cut_forget_z"], loss_abl)
     # The output stage is unchanged.
-    torch.testing.assert_close(full.stage_loss("output", batch)[0], ablated.stage_loss("output", batch)[0])
+    torch.testing.assert_close(
+        full.stage_loss("output", batch)[0], ablated.stage_loss("output", batch)[0]
+    )

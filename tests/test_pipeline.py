@@ -31,26 +31,48 @@ def digits():
 
 @pytest.fixture()
 def settings(tmp_path):
-    return RunSettings(dataset="digits", seeds=(0,), recipe=FAST, cache_dir=str(tmp_path / "cache"), progress=False)
+    return RunSettings(
+        dataset="digits", seeds=(0,), recipe=FAST, cache_dir=str(tmp_path / "cache"), progress=False
+    )
 
 
 def test_model_cache_miss_then_hit(digits, tmp_path, monkeypatch):
     cache = ModelCache(tmp_path / "models")
     split = make_split(digits.train_y, "class:0", 0, digits.num_classes)
-    first, info = cache.get(digits, split, "original", model="mlp", recipe=FAST, seed=0, device=torch.device("cpu"), progress=False)
+    first, info = cache.get(
+        digits,
+        split,
+        "original",
+        model="mlp",
+        recipe=FAST,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert info["cached"] is False and Path(info["path"]).is_file()
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cache hit must not train")
 
     monkeypatch.setattr(pipeline, "train_from_scratch", no_training)
-    second, info2 = cache.get(digits, split, "original", model="mlp", recipe=FAST, seed=0, device=torch.device("cpu"), progress=False)
+    second, info2 = cache.get(
+        digits,
+        split,
+        "original",
+        model="mlp",
+        recipe=FAST,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert info2["cached"] is True
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     # The oracle is keyed by the split too: another split is a miss.
     other = make_split(digits.train_y, "class:1", 0, digits.num_classes)
-    assert cache.path("digits", "mlp", FAST, 0, split) != cache.path("digits", "mlp", FAST, 0, other)
+    assert cache.path("digits", "mlp", FAST, 0, split) != cache.path(
+        "digits", "mlp", FAST, 0, other
+    )
 
 
 def test_oracle_never_sees_forget_data(digits, monkeypatch):
@@ -64,7 +86,16 @@ def test_oracle_never_sees_forget_data(digits, monkeypatch):
 
     monkeypatch.setattr(pipeline, "materialise", spy)
     split = make_split(digits.train_y, "class:3", 0, digits.num_classes)
-    pipeline.train_from_scratch(digits, split, "retain", model="mlp", recipe=Recipe(epochs=1), seed=0, device=torch.device("cpu"), progress=False)
+    pipeline.train_from_scratch(
+        digits,
+        split,
+        "retain",
+        model="mlp",
+        recipe=Recipe(epochs=1),
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert len(seen["labels"]) == len(split.retain) and not torch.any(seen["labels"] == 3)
 
 
@@ -72,7 +103,9 @@ def test_digits_preset_forgets_the_class_and_keeps_the_rest(tmp_path):
     graph = load_graph(CAMU, preset="digits-class")
     manifest = run_experiment(
         graph,
-        RunSettings(dataset="digits", seeds=(0, 1, 2), cache_dir=str(tmp_path), progress=False, oracle=False),
+        RunSettings(
+            dataset="digits", seeds=(0, 1, 2), cache_dir=str(tmp_path), progress=False, oracle=False
+        ),
     )
     for row in manifest["per_seed"]:
         original, unlearned = row["metrics"]["original"], row["metrics"]["unlearned"]
@@ -88,14 +121,18 @@ def test_run_folder_manifest_and_refusal_to_overwrite(tmp_path, settings):
     assert {"manifest.json", "results.md", "split-seed0.json", "unlearned-seed0.pt"} <= files
     saved = json.loads((out / "manifest.json").read_text())
     assert saved["graph"]["digest"] == graph.digest()
-    assert saved["per_seed"][0]["split"]["digest"] == make_split(
-        load_dataset("digits").train_y, "class:0", 0, 10
-    ).digest()
+    assert (
+        saved["per_seed"][0]["split"]["digest"]
+        == make_split(load_dataset("digits").train_y, "class:0", 0, 10).digest()
+    )
     assert set(saved["per_seed"][0]["metrics"]) == {"original", "unlearned", "oracle"}
     assert saved["per_seed"][0]["losses"]["representation"]
     assert {"torch", "causalunlearn", "python"} <= set(saved["versions"])
     assert "retrain oracle" in (out / "results.md").read_text()
-    assert manifest["summary"]["unlearned"]["forget_acc"]["mean"] == saved["summary"]["unlearned"]["forget_acc"]["mean"]
+    assert (
+        manifest["summary"]["unlearned"]["forget_acc"]["mean"]
+        == saved["summary"]["unlearned"]["forget_acc"]["mean"]
+    )
 
     before = (out / "manifest.json").read_bytes()
     with pytest.raises(RunError) as err:
@@ -115,7 +152,10 @@ def test_split_file_reloads_to_the_same_split(tmp_path, settings):
     out = tmp_path / "run"
     run_experiment(load_graph(CAMU, preset="digits-class"), settings, out)
     split = Split.load(out / "split-seed0.json")
-    assert split.digest() == json.loads((out / "manifest.json").read_text())["per_seed"][0]["split"]["digest"]
+    assert (
+        split.digest()
+        == json.loads((out / "manifest.json").read_text())["per_seed"][0]["split"]["digest"]
+    )
 
 
 def test_bring_your_own_checkpoint_and_forget_indices(tmp_path, digits):
@@ -125,8 +165,22 @@ def test_bring_your_own_checkpoint_and_forget_indices(tmp_path, digits):
     indices.write_text("\n".join(map(str, range(0, 200, 2))))
     out = tmp_path / "byo"
     code = main(
-        ["run", str(CAMU), "--dataset", "digits", "--scenario", f"indices:{indices}", "--checkpoint", str(ckpt),
-         "--no-oracle", "--cache-dir", str(tmp_path / "c"), "--out", str(out), "--no-progress"]
+        [
+            "run",
+            str(CAMU),
+            "--dataset",
+            "digits",
+            "--scenario",
+            f"indices:{indices}",
+            "--checkpoint",
+            str(ckpt),
+            "--no-oracle",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
     )
     assert code == 0
     row = json.loads((out / "manifest.json").read_text())["per_seed"][0]
@@ -136,7 +190,12 @@ def test_bring_your_own_checkpoint_and_forget_indices(tmp_path, digits):
 
 @pytest.mark.parametrize(
     ("scenario", "code"),
-    [("class:42", "unknown-class"), ("random:1.5", "bad-fraction"), ("perclass:0=0.0", None), ("klass:0", "bad-scenario")],
+    [
+        ("class:42", "unknown-class"),
+        ("random:1.5", "bad-fraction"),
+        ("perclass:0=0.0", None),
+        ("klass:0", "bad-scenario"),
+    ],
 )
 def test_bad_scenarios_are_refused_with_codes(scenario, code, settings):
     settings.scenario = scenario
@@ -151,7 +210,9 @@ def test_bad_scenarios_are_refused_with_codes(scenario, code, settings):
 def test_missing_data_root_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.delenv("CAUSALUNLEARN_DATA_ROOT", raising=False)
     with pytest.raises(DataError) as err:
-        run_experiment(load_graph(CAMU), RunSettings(dataset="mnist", cache_dir=str(tmp_path), progress=False))
+        run_experiment(
+            load_graph(CAMU), RunSettings(dataset="mnist", cache_dir=str(tmp_path), progress=False)
+        )
     assert err.value.code in {"missing-data-root", "data-not-found"}
     assert "--data-root" in str(err.value) or "CAUSALUNLEARN_DATA_ROOT" in str(err.value)
 
@@ -159,17 +220,57 @@ def test_missing_data_root_names_the_fix(tmp_path, monkeypatch):
 def test_cli_run_prints_the_table(tmp_path, capsys):
     out = tmp_path / "cli"
     code = main(
-        ["run", str(CAMU), "--dataset", "digits", "--scenario", "class:0", "--preset", "digits-class", "--seeds", "0",
-         "--cache-dir", str(tmp_path / "c"), "--epochs-original", "5", "--out", str(out), "--no-progress"]
+        [
+            "run",
+            str(CAMU),
+            "--dataset",
+            "digits",
+            "--scenario",
+            "class:0",
+            "--preset",
+            "digits-class",
+            "--seeds",
+            "0",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--epochs-original",
+            "5",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
     )
     text = capsys.readouterr().out
     assert code == 0 and "| Forget acc (train) |" in text and (out / "manifest.json").is_file()
-    assert main(["run", str(CAMU), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 1
+    assert (
+        main(
+            [
+                "run",
+                str(CAMU),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     assert "run-exists" in capsys.readouterr().err
 
 
 def test_cli_run_set_typo_is_a_clear_error(tmp_path, capsys):
-    code = main(["run", str(CAMU), "--set", "stages.output.lrr=1e-3", "--out", str(tmp_path / "x"), "--no-progress"])
+    code = main(
+        [
+            "run",
+            str(CAMU),
+            "--set",
+            "stages.output.lrr=1e-3",
+            "--out",
+            str(tmp_path / "x"),
+            "--no-progress",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "unknown-override-path" in err and "lr" in err

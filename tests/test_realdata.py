@@ -19,13 +19,16 @@ DATA_ROOT = os.environ.get("CAUSALUNLEARN_DATA_ROOT")
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not DATA_ROOT, reason="set CAUSALUNLEARN_DATA_ROOT to the real datasets (e.g. ../shared/data)"),
+    pytest.mark.skipif(
+        not DATA_ROOT,
+        reason="set CAUSALUNLEARN_DATA_ROOT to the real datasets (e.g. ../shared/data)",
+    ),
 ]
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_camu_class_removal_on_real_data(dataset, tmp_path):
-    """CaMU (official class-removal preset) on a 2-epoch original: the class goes, the rest stays."""
+    """CaMU (official class preset) on a 2-epoch original: the class goes, the rest stays."""
     graph = load_graph(ROOT / "graphs" / "camu.yaml", preset="mnist-class")
     settings = RunSettings(
         dataset=dataset,

@@ -47,7 +47,9 @@ def register_divergence(name: str) -> Callable[[DivergenceFn], DivergenceFn]:
 def get_divergence(name: str) -> DivergenceFn:
     """The registered divergence ``name``."""
     if name not in DIVERGENCES:
-        raise CausalUnlearnError("unknown-divergence", f"no divergence '{name}'", did_you_mean(name, DIVERGENCES))
+        raise CausalUnlearnError(
+            "unknown-divergence", f"no divergence '{name}'", did_you_mean(name, DIVERGENCES)
+        )
     return DIVERGENCES[name]
 
 
@@ -69,7 +71,9 @@ def _reference_log_probs(ref: Target, spec: S.Divergence) -> torch.Tensor:
         return F.log_softmax(ref.value / spec.temperature, dim=1)
     if ref.kind == "probs":
         return ref.value.clamp_min(1e-12).log()
-    raise CausalUnlearnError("bad-reference", f"a KL/soft term needs a distribution, got {ref.kind}")
+    raise CausalUnlearnError(
+        "bad-reference", f"a KL/soft term needs a distribution, got {ref.kind}"
+    )
 
 
 @register_divergence("kl")
@@ -112,12 +116,16 @@ def mse(value: torch.Tensor, ref: Target, spec: S.Divergence) -> torch.Tensor:
         value = F.softmax(value / spec.temperature, dim=1)
         target = _reference_log_probs(ref, spec).exp()
     else:
-        target = ref.value if ref.kind != "labels" else F.one_hot(ref.value, value.shape[1]).to(value)
+        target = (
+            ref.value if ref.kind != "labels" else F.one_hot(ref.value, value.shape[1]).to(value)
+        )
     return reduce((value - target) ** 2, spec.reduction)
 
 
 @register_divergence("l1")
-def l1(value: torch.Tensor | list[torch.Tensor], ref: Target | None, spec: S.Divergence) -> torch.Tensor:
+def l1(
+    value: torch.Tensor | list[torch.Tensor], ref: Target | None, spec: S.Divergence
+) -> torch.Tensor:
     """ℓ1 norm Σ|θ| of the target (the model's parameters for a ``parameters`` node).
 
     ``mean`` divides by the number of elements; ``sum``/``batchmean`` give the plain norm.

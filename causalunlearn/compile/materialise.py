@@ -46,7 +46,9 @@ def register_do_op(name: str) -> Callable[[OpFn], OpFn]:
     return deco
 
 
-def redraw_other_class(avoid: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+def redraw_other_class(
+    avoid: torch.Tensor, num_classes: int, generator: torch.Generator
+) -> torch.Tensor:
     """A uniform draw among the classes other than ``avoid`` (vectorised)."""
     r = torch.randint(0, num_classes - 1, avoid.shape, generator=generator, device=avoid.device)
     return r + (r >= avoid).long()
@@ -59,7 +61,9 @@ def add_noise(op: S.DoOp, x, y, *, generator, **_):
         noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         noise = noise * (op.get("high") - op.get("low")) + op.get("low")
     else:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) * op.get("std")
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) * op.get(
+            "std"
+        )
     x = x + noise
     if op.get("clip"):
         x = x.clamp(x.min().item(), x.max().item())
@@ -211,7 +215,13 @@ def materialise(
             paired_y = rows[node.paired_with][1]
         for op in node.do:
             x, y = DO_OP_IMPLS[op.op](
-                op, x, y, paired_y=paired_y, num_classes=data.num_classes, generator=generator, original=original
+                op,
+                x,
+                y,
+                paired_y=paired_y,
+                num_classes=data.num_classes,
+                generator=generator,
+                original=original,
             )
         rows[name] = (x, y)
     # Paired references across streams: the reference rows, permuted into the data's order.

@@ -54,7 +54,9 @@ class StageContext:
             return f"{stream}@{edge.data}"
         return stream
 
-    def value(self, model_key: str, stream: str, node: str, aligned_to: S.Intervention | None = None):
+    def value(
+        self, model_key: str, stream: str, node: str, aligned_to: S.Intervention | None = None
+    ):
         """The value of model node ``node`` of model ``model_key`` on the rows of ``stream``."""
         key = self._key(stream, aligned_to)
         cache_key = (model_key, key)
@@ -78,15 +80,22 @@ class Objective(nn.Module):
         layers: Representation node id → resolved module path.
     """
 
-    def __init__(self, graph: S.Graph, model: nn.Module, *, seed: int = 0, original: nn.Module | None = None):
+    def __init__(
+        self, graph: S.Graph, model: nn.Module, *, seed: int = 0, original: nn.Module | None = None
+    ):
         super().__init__()
         self.graph = graph
         self.model = model
-        self.layers = {n.id: resolve_layer_path(model, n.layer) for n in graph.nodes_of_kind("representation")}
+        self.layers = {
+            n.id: resolve_layer_path(model, n.layer) for n in graph.nodes_of_kind("representation")
+        }
         needs_original = any(
-            (e.reference is not None and e.reference.kind == "original") for e in graph.interventions
+            (e.reference is not None and e.reference.kind == "original")
+            for e in graph.interventions
         ) or any(op.op == "adversarial" for n in graph.nodes for op in n.do)
-        self.original = (original if original is not None else _frozen(model)) if needs_original else None
+        self.original = (
+            (original if original is not None else _frozen(model)) if needs_original else None
+        )
         if self.original is not None:
             self.original = _frozen(self.original) if self.original.training else self.original
         self.references = nn.ModuleDict()
@@ -115,7 +124,10 @@ class Objective(nn.Module):
         model = self._model(model_key)
         grad = torch.enable_grad() if model_key == "model" else torch.no_grad()
         with grad, ExitStack() as stack:
-            caps = {nid: stack.enter_context(capture_representation(model, path)) for nid, path in self.layers.items()}
+            caps = {
+                nid: stack.enter_context(capture_representation(model, path))
+                for nid, path in self.layers.items()
+            }
             logits = model(x)
             out = {nid: cap.value for nid, cap in caps.items()}
         for n in self.graph.nodes_of_kind("output"):
@@ -164,7 +176,8 @@ class Objective(nn.Module):
             except AttributeError:
                 raise CausalUnlearnError(
                     "unknown-module",
-                    f"stage '{stage.id}' names module '{path}', which {type(self.model).__name__} lacks",
+                    f"stage '{stage.id}' names module '{path}',"
+                    f" which {type(self.model).__name__} lacks",
                     "use module paths from model.named_modules()",
                 ) from None
         return params
@@ -175,7 +188,9 @@ class Objective(nn.Module):
         for stage in self.graph.stages:
             params = self.stage_parameters(stage)
             if stage.optimizer == "sgd":
-                opt = torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
+                opt = torch.optim.SGD(
+                    params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay
+                )
             elif stage.optimizer == "adamw":
                 opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
             else:

@@ -53,7 +53,9 @@ def register_reference(name: str) -> Callable[[ReferenceFn], ReferenceFn]:
 def get_reference(name: str) -> ReferenceFn:
     """The registered reference kind ``name``."""
     if name not in REFERENCES:
-        raise CausalUnlearnError("unknown-reference", f"no reference kind '{name}'", did_you_mean(name, REFERENCES))
+        raise CausalUnlearnError(
+            "unknown-reference", f"no reference kind '{name}'", did_you_mean(name, REFERENCES)
+        )
     return REFERENCES[name]
 
 
@@ -61,7 +63,9 @@ def get_reference(name: str) -> ReferenceFn:
 def original(ctx: StageContext, edge: S.Intervention) -> Target:
     """The frozen original model f₀ at ``at`` (default: the edge's target) on the reference rows."""
     node = edge.reference.at or edge.target
-    return Target("logits", ctx.value("original", edge.reference.stream, node, aligned_to=edge).detach())
+    return Target(
+        "logits", ctx.value("original", edge.reference.stream, node, aligned_to=edge).detach()
+    )
 
 
 @register_reference("random_model")

@@ -24,7 +24,6 @@ import hashlib
 import inspect
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from causalunlearn.atomic import atomic_open
 from causalunlearn.errors import CausalUnlearnWarning, DataError, did_you_mean
 
 __all__ = [
@@ -356,16 +356,8 @@ def cached_tensors(
     data = dict(build())
     data["format"] = _CACHE_FORMAT
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=cache_dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(data, fh)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a cache may be shared
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb") as fh:
+            torch.save(data, fh)
     except OSError as exc:
         warnings.warn(
             f"could not cache dataset {name!r} in {str(cache_dir)!r} ({exc}); set "

@@ -28,13 +28,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from causalunlearn.atomic import atomic_write
 from causalunlearn.errors import DataError
 
 __all__ = ["SCENARIO_FORMS", "Scenario", "Split", "make_split", "parse_scenario"]
@@ -248,17 +248,7 @@ class Split:
         Args:
             path: Destination file; its folder is created if needed.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Split:

@@ -31,7 +31,6 @@ import hashlib
 import html
 import os
 import re
-import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 
 import graphviz
 
+from causalunlearn.atomic import atomic_write
 from causalunlearn.errors import CausalUnlearnError
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.causal import classify, expanded
@@ -546,24 +546,8 @@ def _format_of(path: Path, format: str | None) -> str:
     return fmt
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data)
 
 
 def _pipe(digraph: graphviz.Digraph, fmt: str) -> bytes:

@@ -322,11 +322,6 @@ def dump_yaml(graph: S.Graph, full: bool = False) -> str:
 
 def save_graph(graph: S.Graph, path: str | FsPath) -> None:
     """Write a graph as YAML atomically (temporary file, then rename)."""
-    import os
-    import tempfile
+    from causalunlearn.atomic import atomic_write
 
-    path = FsPath(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(dump_yaml(graph))
-    os.replace(tmp, path)
+    atomic_write(path, dump_yaml(graph))

@@ -14,10 +14,8 @@ Sources: the official CaMU code (github ShaofeiShen768/CaMU, ``CaMU/Model.py``) 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
+from causalunlearn.atomic import atomic_open
 from causalunlearn.errors import ModelError, did_you_mean
 
 ModelFactory = Callable[[int, tuple[int, ...]], nn.Module]
@@ -347,19 +346,8 @@ def save_state(model: nn.Module, path: str | os.PathLike[str]) -> Path:
         The destination path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = _unwrap(model).state_dict()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as handle:
+        torch.save(_unwrap(model).state_dict(), handle)
     return path
 
 
