@@ -1,3 +1,95 @@
-"""causalunlearn: causal machine unlearning of deep classifiers."""
+"""causalunlearn: causal machine unlearning of deep classifiers, written as graphs.
+
+The pipeline, as verbs::
+
+    graph = load_graph("graphs/camu.yaml", preset="digits-class")   # validate (graph layer)
+    causal_check(graph); render(graph, "camu.svg")                  # check, draw
+    result = unlearn(graph, model, data, split, seed=0)             # compile + run (torch)
+    metrics = evaluate(result.model, data, split)                   # official metrics
+
+The graph layer (``load_graph``, ``render``, ``causal_check``, ...) is imported eagerly and does
+not import torch; everything that needs torch is imported on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from causalunlearn.errors import (
+    CausalUnlearnError,
+    DataError,
+    GraphError,
+    ModelError,
+    Problem,
+    RunError,
+)
+from causalunlearn.graph import (
+    Graph,
+    apply_overrides,
+    dump_yaml,
+    graph_diff,
+    load_graph,
+    remove_intervention,
+    set_stage,
+    set_weight,
+    with_preset,
+)
+from causalunlearn.graph.causal import causal_check
+from causalunlearn.graph.render import render, to_dot
 
 __version__ = "0.1.0"
+
+# Public names that need torch: name -> module, imported on first access.
+_LAZY = {
+    "compile_objective": "causalunlearn.compile.objective",
+    "register_divergence": "causalunlearn.compile.divergences",
+    "register_reference": "causalunlearn.compile.references",
+    "materialise": "causalunlearn.compile.materialise",
+    "run_schedule": "causalunlearn.train",
+    "unlearn": "causalunlearn.pipeline",
+    "evaluate": "causalunlearn.pipeline",
+    "ModelCache": "causalunlearn.pipeline",
+    "Recipe": "causalunlearn.recipes",
+    "run_experiment": "causalunlearn.experiment",
+    "RunSettings": "causalunlearn.experiment",
+    "load_dataset": "causalunlearn.data",
+    "register_dataset": "causalunlearn.data",
+    "make_split": "causalunlearn.data",
+    "build_model": "causalunlearn.models",
+    "register_model": "causalunlearn.models",
+}
+
+__all__ = [
+    "CausalUnlearnError",
+    "DataError",
+    "Graph",
+    "GraphError",
+    "ModelError",
+    "Problem",
+    "RunError",
+    "apply_overrides",
+    "causal_check",
+    "dump_yaml",
+    "graph_diff",
+    "load_graph",
+    "remove_intervention",
+    "render",
+    "set_stage",
+    "set_weight",
+    "to_dot",
+    "with_preset",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'causalunlearn' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

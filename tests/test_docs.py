@@ -51,3 +51,15 @@ def test_relative_links_in_readme_and_docs_resolve():
             if not (page.parent / target).exists():
                 broken.append(f"{page.name} -> {target}")
     assert not broken, broken
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAUSALUNLEARN_CACHE", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, "the README has a Python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["result"].model is not None
+    assert namespace["ablation"].name == "camu"

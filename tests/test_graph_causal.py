@@ -215,3 +215,16 @@ def test_l1_term_is_a_penalty():
     report = causal_check(load_graph(SPECS / "l1-sparse.yaml"))
     assert report.effects["sparsity"] == "penalty"
     assert not report.forget_cut
+
+
+def test_top_level_package_is_torch_free_until_a_torch_verb_is_used():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, causalunlearn as cu; assert 'torch' not in sys.modules;"
+        "cu.load_graph; cu.render; cu.causal_check; assert 'torch' not in sys.modules;"
+        "cu.unlearn; assert 'torch' in sys.modules; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == "ok", out.stderr
