@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 # Set up, then unlearn class 0 of the embedded digits dataset with CaMU (3 seeds) and print the table.
 demo: $(VENV)/.installed
 	$(VENV)/bin/causalunlearn run graphs/camu.yaml --dataset digits --scenario class:0 \
-	    --preset digits-class --seeds 0,1,2 --out runs/quickstart --overwrite
+	    --preset digits-class --seeds 0,1,2 --threads 1 --out runs/quickstart --overwrite
 
 # Set up, then run the default test suite (CPU, no files outside the repository).
 test: $(VENV)/.installed

@@ -71,6 +71,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder (default: runs/<graph>-<dataset>-<scenario>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads for torch (default: torch's; 1 suits small models)"
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -101,6 +104,7 @@ def run_command(args: argparse.Namespace) -> int:
         attacker=args.attacker,
         checkpoint=args.checkpoint,
         oracle=not args.no_oracle,
+        threads=args.threads,
         progress=not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI"),
     )
     safe = scenario.replace(":", "-").replace(",", "_").replace("/", "_")

@@ -63,6 +63,9 @@ class RunSettings:
         checkpoint: A user's trained original (state_dict) instead of training one.
         oracle: Also train (or load) the retrain oracle.
         progress: Show progress bars.
+        threads: CPU threads for torch (``None``: torch's default). Small models at batch 32
+            gain nothing from intra-op threads, and on a busy machine an oversubscribed pool
+            is many times slower (docs/troubleshooting.md), so the demo uses 1.
     """
 
     dataset: str = "digits"
@@ -77,6 +80,7 @@ class RunSettings:
     checkpoint: str | None = None
     oracle: bool = True
     progress: bool = True
+    threads: int | None = None
 
 
 def versions() -> dict[str, str]:
@@ -194,6 +198,8 @@ def run_experiment(
     if not settings.seeds:
         raise RunError("no-seeds", "no seeds given", "e.g. --seeds 0,1,2")
     device = pick_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     data = load_dataset(
         settings.dataset,
         settings.data_root,
