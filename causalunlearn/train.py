@@ -10,6 +10,9 @@ A compiled :class:`~causalunlearn.compile.objective.Objective` and its materiali
   parameter mask if any, one optimiser step. With ``set_to_none`` a parameter that gets no
   gradient in a stage (CaMU's classifier head in the representation stage) is left untouched
   by Adam, as in the authors' torch-2 environment.
+- A stage's mask (SalUn) multiplies the gradients, and after the step every masked-out entry
+  is put back to its value before the step: weight decay (coupled or decoupled) and momentum
+  would otherwise still move it. Masked-out weights of a masked stage never change.
 - Zipped streams are each reshuffled every epoch with a seeded generator; an epoch ends with
   the shortest stream (Python ``zip`` semantics, last partial batch kept).
 - The model is in train mode, frozen references in eval mode.
@@ -60,10 +63,34 @@ def _phases(objective: Objective) -> list[tuple[tuple[str, ...], list[str]]]:
     return phases
 
 
-def _apply_mask(params, masks) -> None:
+Masks = dict[torch.nn.Parameter, torch.Tensor]
+
+
+def _stage_masks(masks, order) -> dict[str, Masks]:
+    """Per-stage masks from ``{stage id: {param: mask}}`` or ``{param: mask}`` (every stage)."""
+    if not masks:
+        return {}
+    if all(isinstance(k, str) for k in masks):
+        return {sid: dict(m) for sid, m in masks.items() if m}
+    return {sid: dict(masks) for sid in order}
+
+
+def _masked_step(optimizer: torch.optim.Optimizer, masks: Masks) -> None:
+    """One optimiser step that changes only the entries where the mask is non-zero.
+
+    Gradients are multiplied by the mask (a soft mask scales them); entries where the mask is
+    0 are restored after the step, exactly, whatever the optimiser's weight decay or momentum.
+    """
+    params = [p for g in optimizer.param_groups for p in g["params"] if p in masks]
+    before = {}
     for p in params:
-        if p.grad is not None and p in masks:
+        if p.grad is not None:
             p.grad.mul_(masks[p])
+        before[p] = p.detach().clone()
+    optimizer.step()
+    with torch.no_grad():
+        for p in params:
+            p.copy_(torch.where(masks[p] != 0, p, before[p]))
 
 
 def run_schedule(
@@ -73,7 +100,7 @@ def run_schedule(
     seed: int = 0,
     progress: bool = True,
     log_every: int = 50,
-    masks: dict[torch.nn.Parameter, torch.Tensor] | None = None,
+    masks: dict[str, Masks] | Masks | None = None,
     description: str = "",
 ) -> TrainLog:
     """Run the graph's schedule on the materialised streams, updating ``objective.model``.
@@ -84,7 +111,9 @@ def run_schedule(
         seed: Seed of the shuffling generator.
         progress: Show a tqdm progress bar.
         log_every: Average term values over this many steps per log row.
-        masks: Optional parameter masks (gradients are multiplied by them before each step).
+        masks: Optional parameter masks, ``{stage id: {parameter: mask}}`` (a plain
+            ``{parameter: mask}`` applies to every stage): only the entries where the mask is
+            non-zero change in that stage's steps (see the module docstring).
         description: Label of the progress bar.
 
     Raises:
@@ -93,13 +122,15 @@ def run_schedule(
     graph = objective.graph
     schedule = graph.schedule
     optimizers = objective.make_optimizers()
-    masks = masks or {}
+    masks = _stage_masks(masks, schedule.order)
     device = streams.rows[next(iter(streams.rows))][0].device
     generator = torch.Generator(device="cpu").manual_seed(seed)
     phases = _phases(objective)
     bs = schedule.batch_size
-    per_epoch = sum(
-        min(math.ceil(streams.size(g) / bs) for g in groups) * len(stages)
+    total = sum(
+        min(math.ceil(streams.size(g) / bs) for g in groups)
+        * sum(1 for s in stages if graph.stage(s).epochs is None or epoch < graph.stage(s).epochs)
+        for epoch in range(schedule.epochs)
         for groups, stages in phases
     )
     log = TrainLog(steps={s: 0 for s in schedule.order}, losses={s: [] for s in schedule.order})
@@ -108,7 +139,7 @@ def run_schedule(
     objective.model.train()
     start = time.perf_counter()
     bar = tqdm(
-        total=per_epoch * schedule.epochs,
+        total=total,
         disable=not progress,
         desc=description or graph.name,
         leave=False,
@@ -145,7 +176,7 @@ def run_schedule(
                             optimizers[sid],
                             sid,
                             batch,
-                            masks,
+                            masks.get(sid),
                             epoch,
                             log,
                             sums,
@@ -174,8 +205,9 @@ def _step(objective, optimizer, sid, batch, masks, epoch, log, sums, counts, log
         )
     loss.backward()
     if masks:
-        _apply_mask([p for g in optimizer.param_groups for p in g["params"]], masks)
-    optimizer.step()
+        _masked_step(optimizer, masks)
+    else:
+        optimizer.step()
     log.steps[sid] += 1
     acc = sums[sid]
     for k, v in terms.items():

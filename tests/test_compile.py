@@ -228,3 +228,155 @@ def test_a_node_the_data_cannot_provide_is_refused():
     with pytest.raises(DataError) as err:
         materialise(graph, data, split, seed=0)
     assert err.value.code == "cannot-provide-node" and "retain_sample" in str(err.value)
+
+
+# Stage masks, random reference models, adversarial neighbours (exercised by the baselines) -------
+MASKED = """\
+format: causalunlearn.graph/v1
+name: masked
+nodes:
+  forget: {kind: data, split: forget}
+  retain: {kind: data, split: retain}
+  Y: {kind: output}
+mechanisms: [[forget, Y], [retain, Y]]
+interventions:
+  fit_retain: {stage: a, data: retain, target: Y, reference: {labels: retain},
+               divergence: {kind: cross_entropy}}
+stages:
+  a: {optimizer: OPT, lr: 0.05, momentum: MOM, weight_decay: 0.1,
+      mask: {kind: gradient_saliency, data: forget, keep: 0.3}}
+schedule: {order: [a], epochs: 2, batch_size: 8, zip: [retain]}
+"""
+
+
+@pytest.mark.parametrize(("optimizer", "momentum"), [("sgd", 0.9), ("adam", 0.0), ("adamw", 0.0)])
+def test_masked_weights_stay_fixed_despite_weight_decay_and_momentum(optimizer, momentum):
+    from causalunlearn.pipeline import saliency_masks
+
+    graph = load_graph(MASKED.replace("OPT", optimizer).replace("MOM", str(momentum)))
+    data = tiny_data()
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+    before = copy.deepcopy(model)
+    objective = compile_objective(graph, model)
+    streams = materialise(graph, data, split, seed=0)
+    masks = saliency_masks(objective, streams, graph)
+    assert set(masks) == {"a"}
+    kept = sum(int(m.sum()) for m in masks["a"].values())
+    total = sum(m.numel() for m in masks["a"].values())
+    assert kept == round(0.3 * total)
+    run_schedule(objective, streams, masks=masks, progress=False)
+    for p0, p1, m in zip(before.parameters(), model.parameters(), masks["a"].values(), strict=True):
+        assert torch.equal(p1[m == 0], p0[m == 0])  # weight decay would have shrunk them
+    assert any(
+        not torch.equal(p1[m == 1], p0[m == 1])
+        for p0, p1, m in zip(
+            before.parameters(), model.parameters(), masks["a"].values(), strict=True
+        )
+    )
+
+
+def test_a_stage_mask_applies_to_its_own_stage_only():
+    graph = load_graph(
+        MASKED.replace("OPT", "sgd")
+        .replace("MOM", "0.0")
+        .replace(
+            "stages:\n",
+            "  fit_again: {stage: b, data: retain, target: Y, reference: {labels: retain},\n"
+            "              divergence: {kind: cross_entropy}}\n"
+            "stages:\n"
+            "  b: {optimizer: sgd, lr: 0.05}\n",
+        )
+        .replace("order: [a]", "order: [a, b]")
+    )
+    data = tiny_data()
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+
+    def unchanged(masks_for) -> bool:
+        model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+        start = copy.deepcopy(model)
+        zeros = {p: torch.zeros_like(p) for p in model.parameters()}
+        run_schedule(
+            compile_objective(graph, model),
+            materialise(graph, data, split, seed=0),
+            masks=masks_for(zeros),
+            progress=False,
+        )
+        return all(
+            torch.equal(a, b) for a, b in zip(start.parameters(), model.parameters(), strict=True)
+        )
+
+    assert not unchanged(lambda zeros: {"a": zeros})  # stage b still trains every weight
+    assert unchanged(lambda zeros: {"a": zeros, "b": zeros})
+    assert unchanged(lambda zeros: zeros)  # a plain {parameter: mask} applies to every stage
+
+
+def test_saliency_is_the_same_measured_in_chunks(monkeypatch):
+    from causalunlearn import pipeline
+
+    graph = load_graph(MASKED.replace("OPT", "sgd").replace("MOM", "0.0"))
+    data = tiny_data()
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+    objective = compile_objective(graph, model)
+    streams = materialise(graph, data, split, seed=0)
+    whole = pipeline.saliency_masks(objective, streams, graph)["a"]
+    monkeypatch.setattr(pipeline, "SALIENCY_CHUNK", 3)  # 20 forget rows: 7 chunks
+    chunked = pipeline.saliency_masks(objective, streams, graph)["a"]
+    differ = sum(int((whole[p] != chunked[p]).sum()) for p in whole)
+    assert differ <= 2  # float rounding may only flip entries tied at the threshold
+
+
+def test_random_reference_model_is_seeded_frozen_and_leaves_global_rng_alone():
+    graph = load_graph((ROOT / "tests" / "specs" / "bad-teacher.yaml").read_text())
+    model = build_model("mlp", 4, (1, 8, 8), seed=0)
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = compile_objective(graph, copy.deepcopy(model), seed=5).references["random:1"]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    second = compile_objective(graph, copy.deepcopy(model), seed=5).references["random:1"]
+    other = compile_objective(graph, copy.deepcopy(model), seed=6).references["random:1"]
+    for a, b, c, o in zip(
+        first.parameters(), second.parameters(), other.parameters(), model.parameters(), strict=True
+    ):
+        assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, o)
+        assert not a.requires_grad
+    assert not first.training
+
+
+def test_random_reference_model_refuses_parameters_it_cannot_reset():
+    class Scaled(torch.nn.Module):
+        representation_layer = "body"
+
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Linear(64, 4)
+            self.scale = torch.nn.Parameter(torch.ones(()))  # no module resets it
+
+        def forward(self, x):
+            return self.body(x.flatten(1)) * self.scale
+
+    graph = load_graph((ROOT / "tests" / "specs" / "bad-teacher.yaml").read_text())
+    with pytest.raises(ModelError) as err:
+        compile_objective(graph, Scaled())
+    assert err.value.code == "random-model-not-reset" and "scale" in str(err.value)
+
+
+def test_adversarial_neighbours_need_the_original_and_do_not_depend_on_chunking(monkeypatch):
+    from causalunlearn.compile import materialise as mat
+    from causalunlearn.errors import DataError
+
+    graph = load_graph((ROOT / "tests" / "specs" / "boundary-shrink.yaml").read_text())
+    data = tiny_data()
+    split = make_split(data.train_y, "class:2", 0, data.num_classes)
+    with pytest.raises(DataError) as err:
+        materialise(graph, data, split, seed=0)
+    assert err.value.code == "needs-original"
+    model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+    original = compile_objective(graph, model).original
+    whole = materialise(graph, data, split, seed=0, original=original).rows["forget_neighbour"]
+    monkeypatch.setattr(mat, "ADVERSARIAL_CHUNK", 3)
+    chunked = materialise(graph, data, split, seed=0, original=original).rows["forget_neighbour"]
+    assert torch.equal(whole[0], chunked[0]) and torch.equal(whole[1], chunked[1])
+    x = materialise(graph, data, split, seed=0, original=original).rows["forget"][0]
+    assert torch.allclose((whole[0] - x).abs(), torch.full_like(x, 0.1))  # FGSM: exactly ±eps

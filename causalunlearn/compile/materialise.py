@@ -88,21 +88,44 @@ def relabel(op: S.DoOp, x, y, *, paired_y, num_classes, generator, **_):
     return x, torch.where(y == banned, fresh, y)
 
 
+#: Rows per forward pass of the attack (bounds memory on large forget sets; the attack is
+#: per-row, so the chunking does not change the result).
+ADVERSARIAL_CHUNK = 512
+
+
 @register_do_op("adversarial")
 def adversarial(op: S.DoOp, x, y, *, original, **_):
-    """FGSM (or PGD) away from the label on the frozen original; label = original's prediction."""
+    """FGSM (or PGD) away from the label on the frozen original; label = original's prediction.
+
+    FGSM: x' = x + eps · sign(∇ₓ CE(f₀(x), y)); PGD: ``steps`` steps of size ``step_size``,
+    each projected onto the L∞ ball of radius ``eps`` around x (no random start). Both work in
+    the model's input space (after normalisation, unclipped). The new label is argmax f₀(x')
+    (Boundary shrink's "nearest but incorrect" class; it stays y where the attack fails).
+    """
+    if original is None:
+        raise DataError(
+            "needs-original",
+            "the adversarial do-operation attacks the frozen original model, but none was given",
+            "pass original=objective.original to materialise (pipeline.unlearn does)",
+        )
     steps = 1 if op.get("attack") == "fgsm" else op.get("steps")
     step = op.get("eps") if op.get("attack") == "fgsm" else op.get("step_size")
-    x_adv = x.clone()
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        with torch.enable_grad():
-            loss = F.cross_entropy(original(x_adv), y)
-            (grad,) = torch.autograd.grad(loss, x_adv)
-        x_adv = (x_adv.detach() + step * grad.sign()).clamp(x - op.get("eps"), x + op.get("eps"))
-    with torch.no_grad():
-        label = original(x_adv).argmax(1)
-    return x_adv.detach(), label
+    xs, labels = [], []
+    for start in range(0, x.shape[0], ADVERSARIAL_CHUNK):
+        x0, y0 = x[start : start + ADVERSARIAL_CHUNK], y[start : start + ADVERSARIAL_CHUNK]
+        x_adv = x0.clone()
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            with torch.enable_grad():
+                loss = F.cross_entropy(original(x_adv), y0)
+                (grad,) = torch.autograd.grad(loss, x_adv)
+            x_adv = (x_adv.detach() + step * grad.sign()).clamp(
+                x0 - op.get("eps"), x0 + op.get("eps")
+            )
+        with torch.no_grad():
+            labels.append(original(x_adv).argmax(1))
+        xs.append(x_adv.detach())
+    return torch.cat(xs), torch.cat(labels)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from torch import nn
 
 from causalunlearn.compile.divergences import get_divergence
 from causalunlearn.compile.references import get_reference
-from causalunlearn.errors import CausalUnlearnError
+from causalunlearn.errors import CausalUnlearnError, ModelError
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.validate import _row_group
 from causalunlearn.models.representation import capture_representation, resolve_layer_path
@@ -200,14 +200,37 @@ class Objective(nn.Module):
 
 
 def _random_copy(model: nn.Module, seed: int) -> nn.Module:
-    """A frozen copy of ``model`` with every resettable layer re-initialised from ``seed``."""
-    clone = copy.deepcopy(model)
+    """A frozen copy of ``model`` with every parameter re-initialised from ``seed``.
+
+    Every module with a ``reset_parameters`` method is reset (PyTorch's default initialisation,
+    also clearing batch-norm running statistics) on the CPU with only the CPU generator seeded,
+    then the copy is moved back to the model's device: the same seed gives the same random model
+    on every device, and the global CUDA generator is left alone.
+
+    Raises:
+        ModelError: ``random-model-not-reset`` when a parameter belongs to no module that can
+            reset it: such a "random" model would silently keep the trained (original) values.
+    """
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    clone = copy.deepcopy(model).to("cpu")
+    covered: set[int] = set()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         for module in clone.modules():
-            if hasattr(module, "reset_parameters"):
+            if callable(getattr(module, "reset_parameters", None)):
                 module.reset_parameters()
-    return _frozen(clone)
+                covered.update(id(p) for p in module.parameters(recurse=False))
+    missed = [name for name, p in clone.named_parameters() if id(p) not in covered]
+    if missed:
+        raise ModelError(
+            "random-model-not-reset",
+            f"a random reference model cannot re-initialise {', '.join(missed[:5])}"
+            + (f" and {len(missed) - 5} more" if len(missed) > 5 else "")
+            + f" of {type(model).__name__}: no module owning them has reset_parameters()",
+            "give the module that owns those parameters a reset_parameters() method",
+        )
+    return _frozen(clone.to(device))
 
 
 def compile_objective(
