@@ -214,8 +214,8 @@ class Mask:
     """A parameter mask: the stage updates only the selected weights (SalUn's saliency map).
 
     Attributes:
-        kind: ``gradient_saliency``: |∂ loss/∂θ| of ``divergence`` on ``data`` (labels of the
-            stream) at the original weights, computed once before training.
+        kind: ``gradient_saliency``: |∂ CE/∂θ|, the cross-entropy gradient on ``data``
+            (labels of the stream) at the original weights, computed once before training.
         data: The data stream the saliency is measured on.
         keep: The fraction of weights kept trainable (the largest saliencies), in (0, 1].
     """
