@@ -20,7 +20,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check causalunlearn tests
+	$(VENV)/bin/ruff check causalunlearn tests notebooks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
