@@ -63,3 +63,15 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["result"].model is not None
     assert namespace["ablation"].name == "camu"
+
+
+def test_methods_catalogue_lists_every_shipped_graph():
+    from causalunlearn.graph import load_graph
+
+    text = (ROOT / "docs" / "methods.md").read_text()
+    missing = [
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "graphs").rglob("*.yaml"))
+        if f"### {load_graph(p).name}" not in text and p.name != "camu.yaml"
+    ]
+    assert "## CaMU" in text and not missing, missing
