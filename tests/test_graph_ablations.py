@@ -82,7 +82,7 @@ def undeclared(base: Graph, ablation: Graph, declared: Declaration) -> list[str]
         if change.path == "schedule.order" and emptied:
             if change.new == [s for s in change.old if s not in emptied]:
                 return f"emptied stage {sorted(emptied)[0]}"
-        if section == "presets" and change.kind == "changed" and change.new is None:
+        if section == "presets" and change.kind == "removed":
             if any(f".stages.{s}." in f".{rest}" for s in emptied):
                 return f"emptied stage {sorted(emptied)[0]}"
         for path in declared.overrides:
@@ -205,7 +205,7 @@ def test_checker_flags_an_extra_removal_and_a_stage_that_was_not_emptied(camu):
         "undeclared removed: interventions.keep_retain_y",
         "undeclared removed: stages.output",
         "undeclared changed: schedule.order",
-    } | {f"undeclared changed: presets.{name}.stages.output.lr" for name, _ in camu.presets}
+    } | {f"undeclared removed: presets.{name}.stages.output.lr" for name, _ in camu.presets}
 
 
 def test_checker_flags_a_declaration_without_effect(camu):
@@ -233,7 +233,7 @@ def test_removing_both_edges_of_a_stage_removes_exactly_that_stage(camu, tmp_pat
         ("interventions.cut_forget_z", "removed"),
         ("stages.representation", "removed"),
         ("schedule.order", "changed"),
-    } | {(f"presets.{name}.stages.representation.lr", "changed") for name, _ in camu.presets}
+    } | {(f"presets.{name}.stages.representation.lr", "removed") for name, _ in camu.presets}
     assert ablation.schedule.order == ("output",)
     assert [s.id for s in ablation.stages] == ["output"]
     for name, _ in camu.presets:  # what still applies of each preset is kept

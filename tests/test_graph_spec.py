@@ -695,3 +695,13 @@ def test_several_problems_come_in_one_exception():
     assert wheres["bad-value"].endswith(f":{_line_of(lines, 'lr: -1.0e-3')})")
     for problem in info.value.problems:
         assert f"[{problem.code}]" in text
+
+
+def test_diff_reports_a_dropped_preset_entry_as_removed():
+    from causalunlearn.graph import graph_diff, load_graph, remove_intervention
+
+    base = load_graph(Path(__file__).resolve().parents[1] / "graphs" / "camu.yaml")
+    ablated = remove_intervention(remove_intervention(base, "keep_retain_z"), "cut_forget_z")
+    changes = {c.path: c.kind for c in graph_diff(base, ablated)}
+    assert changes["presets.mnist-class.stages.representation.lr"] == "removed"
+    assert changes["stages.representation"] == "removed"

@@ -298,6 +298,12 @@ def graph_diff(base: S.Graph, other: S.Graph) -> list[Change]:
 def _diff_leaves(prefix: str, x: Any, y: Any, out: list[Change]) -> None:
     if isinstance(x, dict) and isinstance(y, dict):
         for key in dict.fromkeys([*x, *y]):
-            _diff_leaves(f"{prefix}.{key}", x.get(key), y.get(key), out)
+            path = f"{prefix}.{key}"
+            if key not in y:  # e.g. a preset entry dropped with its stage
+                out.append(Change(path, "removed", x[key], None))
+            elif key not in x:
+                out.append(Change(path, "added", None, y[key]))
+            else:
+                _diff_leaves(path, x[key], y[key], out)
     elif x != y:
         out.append(Change(prefix, "changed", x, y))
