@@ -14,7 +14,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from causalunlearn.data import load_dataset, make_split
 from causalunlearn.data.splits import Split
 from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
+from causalunlearn.metrics.gaps import mean_std
 from causalunlearn.models.zoo import build_model, load_state, save_state
 from causalunlearn.pipeline import ModelCache, _model_name, evaluate, pick_device, unlearn
 from causalunlearn.recipes import Recipe
@@ -97,14 +97,6 @@ def versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "python": platform.python_version(),
     }
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; NaN for one value), ignoring NaNs."""
-    vals = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return float("nan"), float("nan")
-    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else float("nan")
 
 
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:

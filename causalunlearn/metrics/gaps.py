@@ -133,8 +133,8 @@ def mean_std(values: Iterable[Any]) -> tuple[float, float]:
     """Mean and **sample** standard deviation (``ddof=1``) over seeds, ignoring ``NaN``.
 
     ``mean = Σ v / n``, ``std = sqrt(Σ (v − mean)² / (n − 1))`` over the ``n`` non-NaN values;
-    ``std`` is ``NaN`` for ``n = 1`` and both are ``NaN`` for ``n = 0``. (Same convention as
-    :func:`causalunlearn.experiment.mean_std`; papers report "mean ± std" over seeds.)
+    ``std`` is ``NaN`` for ``n = 1`` and both are ``NaN`` for ``n = 0``. Run manifests use it
+    for every "mean ± std" over seeds.
 
     Args:
         values: Real numbers (one per seed).
