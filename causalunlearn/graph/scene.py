@@ -320,12 +320,15 @@ def _title(graph: S.Graph) -> list[_Line]:
         lines += [_Line(t) for t in textwrap.wrap(summary, 110)]
     sch = graph.schedule
     zipped = f" · streams {' ∥ '.join(sch.zip)}" if sch.zip else ""
+    streams = {sid: tuple(graph.stage(sid).zip or sch.zip) for sid in sch.order}
+    if len(set(streams.values())) <= 1:
+        order = f"per batch: {' → '.join(sch.order)}"
+    else:  # stages with their own streams run as their own passes (see train.py)
+        passes = [f"{sid} over {' ∥ '.join(streams[sid])}" for sid in sch.order]
+        order = f"each epoch, in turn: {' → '.join(passes)}"
+        zipped = ""
     lines.append(
-        _Line(
-            f"per batch: {' → '.join(sch.order)} · {sch.epochs} epoch(s) · batch {sch.batch_size}"
-            + zipped,
-            "small",
-        )
+        _Line(f"{order} · {sch.epochs} epoch(s) · batch {sch.batch_size}" + zipped, "small")
     )
     return lines
 
