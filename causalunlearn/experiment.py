@@ -250,6 +250,22 @@ def _swap_in(staging: Path, out_path: Path) -> None:
 
 def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -> dict[str, Any]:
     split: Split = make_split(data.train_y, settings.scenario, seed, data.num_classes)
+
+    def cached(which: str):
+        return cache.get(
+            data,
+            split,
+            which,
+            model=model_name,
+            recipe=settings.recipe,
+            seed=seed,
+            device=device,
+            progress=settings.progress,
+        )
+
+    def score(model) -> dict[str, float]:
+        return evaluate(model, data, split, seed=seed, attacker=settings.attacker, device=device)
+
     if settings.checkpoint:
         original = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
         load_state(original, settings.checkpoint)
@@ -258,42 +274,15 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
             {"cached": True, "seconds": 0.0, "path": settings.checkpoint},
         )
     else:
-        original, info_o = cache.get(
-            data,
-            split,
-            "original",
-            model=model_name,
-            recipe=settings.recipe,
-            seed=seed,
-            device=device,
-            progress=settings.progress,
-        )
+        original, info_o = cached("original")
     result = unlearn(
         graph, original, data, split, seed=seed, device=device, progress=settings.progress
     )
-    metrics = {
-        "original": evaluate(
-            original, data, split, seed=seed, attacker=settings.attacker, device=device
-        ),
-        "unlearned": evaluate(
-            result.model, data, split, seed=seed, attacker=settings.attacker, device=device
-        ),
-    }
+    metrics = {"original": score(original), "unlearned": score(result.model)}
     info_r = None
     if settings.oracle:
-        oracle, info_r = cache.get(
-            data,
-            split,
-            "oracle",
-            model=model_name,
-            recipe=settings.recipe,
-            seed=seed,
-            device=device,
-            progress=settings.progress,
-        )
-        metrics["oracle"] = evaluate(
-            oracle, data, split, seed=seed, attacker=settings.attacker, device=device
-        )
+        oracle, info_r = cached("oracle")
+        metrics["oracle"] = score(oracle)
     if staging is not None:
         split.save(staging / f"split-seed{seed}.json")
         save_state(result.model, staging / f"unlearned-seed{seed}.pt")
