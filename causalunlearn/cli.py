@@ -20,6 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from causalunlearn.cli_run import add_run_arguments, run_command
+from causalunlearn.cli_sweep import (
+    ablate_command,
+    add_ablate_arguments,
+    add_compare_arguments,
+    compare_command,
+)
 from causalunlearn.errors import CausalUnlearnError, GraphError
 
 #: Environment variable naming the folder that ``causalunlearn graphs`` lists.
@@ -220,6 +226,18 @@ register_command(
     "unlearn with a graph on a dataset and scenario over seeds; print the table",
     add_run_arguments,
     run_command,
+)
+register_command(
+    "compare",
+    "run several graphs over datasets, scenarios and seeds; summary table and plots (resumable)",
+    add_compare_arguments,
+    compare_command,
+)
+register_command(
+    "ablate",
+    "run a graph and one ablation per intervention edge; summary, plots, ablation figure",
+    add_ablate_arguments,
+    ablate_command,
 )
 
 

@@ -1,0 +1,199 @@
+"""Figures of a sweep: metric bars, relearning curves, and the ablation figure.
+
+Each function takes one table of :meth:`causalunlearn.sweep.Sweep.summarise` (one dataset and
+scenario) and writes a PNG atomically. Matplotlib runs headless (Agg).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from causalunlearn.atomic import atomic_write
+from causalunlearn.metrics.gaps import mean_std
+
+#: Metrics drawn by :func:`metric_bars` (when present): key, label.
+BAR_METRICS = (
+    ("forget_acc", "Forget acc (%)"),
+    ("retain_acc", "Retain acc (%)"),
+    ("test_acc", "Test acc (%)"),
+    ("mia_efficacy_svc", "MIA-efficacy SVC (%)"),
+    ("mia_forget_member_rate", "MIA CaMU forget→member (%)"),
+    ("unlearn_seconds", "Unlearning time (s)"),
+)
+
+#: Gaps drawn by :func:`ablation_figure`.
+ABLATION_GAPS = (
+    ("forget_acc", "forget acc"),
+    ("retain_acc", "retain acc"),
+    ("test_acc", "test acc"),
+    ("mia_efficacy_svc", "MIA-efficacy"),
+    ("mia_forget_member_rate", "MIA CaMU"),
+)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return atomic_write(path, buffer.getvalue())
+
+
+def _title(table: Mapping[str, Any]) -> str:
+    return f"{table['dataset']}, {table['scenario']}"
+
+
+def metric_bars(table: Mapping[str, Any], path: str | Path) -> Path:
+    """One panel per metric: a bar per method (mean, error bar = sample std over seeds), the
+    original as a dotted line and the retrain oracle as a dashed line with a ± std band."""
+    plt = _pyplot()
+    rows = table["rows"]
+    methods = list(table["methods"])
+    metrics = [(k, lab) for k, lab in BAR_METRICS if any(k in rows[m] for m in methods)]
+    cols = min(3, len(metrics)) or 1
+    n_rows = math.ceil(len(metrics) / cols) or 1
+    fig, axes = plt.subplots(
+        n_rows, cols, figsize=(4.2 * cols, 0.25 * len(methods) + 2.6 * n_rows), squeeze=False
+    )
+    for ax, (key, label) in zip(axes.flat, metrics, strict=False):
+        means = [_get(rows[m], key, "mean") for m in methods]
+        stds = [_get(rows[m], key, "std", 0.0) for m in methods]
+        positions = list(range(len(methods)))
+        ax.barh(positions, means, xerr=stds, color="#4c72b0", capsize=3)
+        ax.set_yticks(positions, methods, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(label, fontsize=10)
+        for role, style in (("oracle", "--"), ("original", ":")):
+            stat = rows.get(role, {}).get(key)
+            if stat is None:
+                continue
+            ax.axvline(stat["mean"], color="k", linestyle=style, linewidth=1, label=role)
+            if role == "oracle" and stat.get("std") and not math.isnan(stat["std"]):
+                ax.axvspan(
+                    stat["mean"] - stat["std"], stat["mean"] + stat["std"], color="k", alpha=0.1
+                )
+    for ax in list(axes.flat)[len(metrics) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper right", fontsize=8)
+    fig.suptitle(f"{_title(table)}: mean ± std over seeds", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def relearning_curves(table: Mapping[str, Any], path: str | Path) -> Path | None:
+    """Forget and test accuracy along the relearning fine-tuning, mean ± std over seeds.
+
+    Returns ``None`` (nothing written) when the table has no curves (sweep without ``curves``).
+    """
+    curves = table.get("curves") or {}
+    if not curves:
+        return None
+    plt = _pyplot()
+    panels = [k for k in ("forget", "test") if all(k in c[0] for c in curves.values())]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    for ax, panel in zip(axes.flat, panels, strict=True):
+        for label, runs in curves.items():
+            steps = runs[0]["step"]
+            length = min(len(r[panel]) for r in runs)
+            values = [[r[panel][i] for r in runs] for i in range(length)]
+            mean = [sum(v) / len(v) for v in values]
+            std = [_nan_to_zero(mean_std(v)[1]) for v in values]
+            ax.plot(steps[:length], mean, label=label, linewidth=1.3)
+            ax.fill_between(
+                steps[:length],
+                [m - s for m, s in zip(mean, std, strict=True)],
+                [m + s for m, s in zip(mean, std, strict=True)],
+                alpha=0.15,
+            )
+        ax.set_xlabel("fine-tuning steps on retain data (Adam 1e-3, batch 32)")
+        ax.set_ylabel(f"{panel} accuracy (%)")
+        ax.set_title(f"{panel} accuracy while relearning", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes.flat[-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"Relearning curves, {_title(table)}", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def ablation_figure(
+    table: Mapping[str, Any],
+    graphs: Mapping[str, Any],
+    base: str,
+    path: str | Path,
+    *,
+    gaps: Sequence[tuple[str, str]] = ABLATION_GAPS,
+) -> Path:
+    """One row per graph: its diagram (the difference from ``base``) beside its gaps to the oracle.
+
+    Args:
+        table: A summary table holding rows for the labels of ``graphs``.
+        graphs: Label → graph (in row order); ``graphs[base]`` is drawn plain, the others as
+            their difference from it (as ``causalunlearn render --diff`` draws it).
+        base: The label of the full graph.
+        path: The PNG to write.
+
+    Without Graphviz's ``dot`` program the diagrams are left out (a note says so).
+    """
+    plt = _pyplot()
+    from causalunlearn.graph.render import to_digraph
+
+    rows = table["rows"]
+    labels = [lab for lab in graphs if lab in rows]
+    fig, axes = plt.subplots(
+        len(labels), 2, figsize=(11, 2.6 * len(labels)), squeeze=False, width_ratios=(1.3, 1)
+    )
+    limit = max(
+        (
+            _get(rows[lab], k, "gap", 0.0) + _get(rows[lab], k, "gap_std", 0.0)
+            for lab in labels
+            for k, _ in gaps
+        ),
+        default=1.0,
+    )
+    for (ax_d, ax_b), label in zip(axes, labels, strict=True):
+        ax_d.axis("off")
+        try:
+            digraph = to_digraph(graphs[label], base=None if label == base else graphs[base])
+            digraph.graph_attr["dpi"] = "90"
+            image = plt.imread(io.BytesIO(digraph.pipe(format="png", quiet=True)), format="png")
+            ax_d.imshow(image)
+        except Exception:  # noqa: BLE001 - no `dot`: the numbers are still worth drawing
+            ax_d.text(0.5, 0.5, "(diagram needs Graphviz `dot`)", ha="center", va="center")
+        ax_d.set_title(label, fontsize=10, loc="left")
+        values = [_get(rows[label], k, "gap") for k, _ in gaps]
+        errors = [_get(rows[label], k, "gap_std", 0.0) for k, _ in gaps]
+        positions = list(range(len(gaps)))
+        ax_b.barh(positions, values, xerr=errors, color="#dd8452", capsize=3)
+        ax_b.set_yticks(positions, [name for _, name in gaps], fontsize=8)
+        ax_b.invert_yaxis()
+        ax_b.set_xlim(0, limit * 1.1 or 1.0)
+        ax_b.set_xlabel("|gap to retrain oracle| (points), mean ± std over seeds", fontsize=8)
+    fig.suptitle(f"Ablations, {_title(table)}", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _get(row: Mapping[str, Any], key: str, field: str, default: float = float("nan")) -> float:
+    stat = row.get(key) or {}
+    value = stat.get(field)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return default
+    return float(value)
+
+
+def _nan_to_zero(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
