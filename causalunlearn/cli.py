@@ -85,12 +85,12 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn validate``: every problem of every file; 1 if any is invalid."""
-    from causalunlearn.graph import load_graph
+    from causalunlearn.methods import MethodEntry, load_any
 
     failed = 0
     for file in args.files:
         try:
-            graph = load_graph(Path(file))
+            graph = load_any(Path(file))
         except GraphError as err:
             failed += 1
             print(f"FAIL {file}: {len(err.problems)} problem(s)")
@@ -100,6 +100,9 @@ def validate_command(args: argparse.Namespace) -> int:
         except CausalUnlearnError as err:
             failed += 1
             print(f"FAIL {file}: {err}")
+            continue
+        if isinstance(graph, MethodEntry):
+            print(f"ok   {file}: {graph.name} (method entry '{graph.method}': not a graph)")
             continue
         stages = len(graph.stages)
         print(
@@ -150,7 +153,15 @@ def render_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn render``."""
     from causalunlearn.graph import load_graph, parse_assignments
     from causalunlearn.graph.render import render
+    from causalunlearn.methods import is_method_file
 
+    for file in (args.file, args.diff):
+        if file and is_method_file(Path(file)):
+            raise CausalUnlearnError(
+                "not-a-graph",
+                f"{file} is a method entry (a non-training method), not a graph: it has no diagram",
+                "render graph files only (`causalunlearn graphs` lists them)",
+            )
     overrides = parse_assignments(args.set)
     graph = load_graph(Path(args.file), preset=args.preset, overrides=overrides)
     base = load_graph(Path(args.diff)) if args.diff else None
@@ -177,8 +188,8 @@ def add_graphs_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def graphs_command(args: argparse.Namespace) -> int:
-    """Handler of ``causalunlearn graphs``: each graph file with its name and summary."""
-    from causalunlearn.graph import load_graph
+    """Handler of ``causalunlearn graphs``: each graph (or method entry) file, name, summary."""
+    from causalunlearn.methods import load_any
 
     folder = graphs_folder()
     if not folder.is_dir():
@@ -198,7 +209,7 @@ def graphs_command(args: argparse.Namespace) -> int:
     for path in files:
         rel = str(path.relative_to(folder))
         try:
-            graph = load_graph(path)
+            graph = load_any(path)
             summary = " ".join(graph.summary.split())
             if len(summary) > 90:
                 summary = summary[:89] + "…"

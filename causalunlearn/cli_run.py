@@ -79,11 +79,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn run``: prints the Markdown table, returns the exit status."""
     from causalunlearn.experiment import RunSettings, markdown_table, run_experiment
-    from causalunlearn.graph import load_graph, parse_assignments
+    from causalunlearn.graph import parse_assignments
+    from causalunlearn.methods import load_any
     from causalunlearn.recipes import Recipe
 
     overrides = parse_assignments(args.set)
-    graph = load_graph(args.graph, preset=args.preset, overrides=overrides)
+    graph = load_any(args.graph, preset=args.preset, overrides=overrides)
     scenario = args.scenario
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise RunError(

@@ -166,13 +166,16 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def run_experiment(
-    graph: S.Graph,
+    graph: S.Graph | Any,
     settings: RunSettings,
     out: str | Path | None = None,
     *,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run ``graph`` for every seed; return the manifest and write the run folder to ``out``.
+
+    ``graph`` may also be a non-training method entry (``causalunlearn.methods.MethodEntry``,
+    e.g. SSD): it is run and evaluated the same way.
 
     Per seed: split (seeded), original model (cached or ``settings.checkpoint``), unlearning,
     retrain oracle (cached), and the official metrics of all three.
@@ -275,9 +278,14 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
         )
     else:
         original, info_o = cached("original")
-    result = unlearn(
-        graph, original, data, split, seed=seed, device=device, progress=settings.progress
-    )
+    if isinstance(graph, S.Graph):
+        result = unlearn(
+            graph, original, data, split, seed=seed, device=device, progress=settings.progress
+        )
+    else:  # a non-training method entry (causalunlearn.methods), e.g. SSD
+        result = graph.run(
+            original, data, split, seed=seed, device=device, progress=settings.progress
+        )
     metrics = {"original": score(original), "unlearned": score(result.model)}
     info_r = None
     if settings.oracle:
@@ -304,4 +312,5 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
         "models": {"original": info_o, "oracle": info_r},
         "steps": result.log.steps,
         "losses": result.log.losses,
+        "info": getattr(result, "info", {}),
     }

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,35 +36,29 @@ import torch
 
 from causalunlearn.atomic import atomic_write
 from causalunlearn.data import load_dataset, make_split
-from causalunlearn.errors import RunError, did_you_mean
+from causalunlearn.entries import (  # noqa: F401 - re-exported
+    Entry,
+    ablation_entries,
+    auto_preset,
+    load_entry,
+    preset_names,
+)
+from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
-from causalunlearn.graph.edit import remove_intervention, with_preset
 from causalunlearn.metrics.accuracy import predict
-from causalunlearn.metrics.gaps import activation_distance, average_gap, mean_std, tow
+from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
 from causalunlearn.metrics.relearn import relearn_time, relearning_curve
 from causalunlearn.pipeline import ModelCache, _model_name, pick_device, scores_from_logits, unlearn
 from causalunlearn.recipes import Recipe
+from causalunlearn.summary import (  # noqa: F401 - re-exported
+    SUMMARY_METRICS,
+    _stats,
+    best_per_column,
+    summary_markdown,
+)
 
 SWEEP_FORMAT = "causalunlearn.sweep/v1"
 CELL_FORMAT = "causalunlearn.cell/v1"
-
-#: Metrics of the summary, in column order: key, column label, what is ideal.
-#: "oracle" means the retrain oracle's value is ideal (the gap to it is what is judged).
-SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("forget_acc", "Forget acc", "oracle"),
-    ("retain_acc", "Retain acc", "oracle"),
-    ("test_acc", "Test acc", "oracle"),
-    ("test_retained_classes_acc", "Test acc (kept classes)", "oracle"),
-    ("mia_forget_member_rate", "MIA CaMU (forget→member)", "oracle"),
-    ("mia_efficacy_svc", "MIA-efficacy (SVC)", "oracle"),
-    ("mia_entropy_member_rate", "MIA entropy (member)", "oracle"),
-    ("mia_loss_cv_acc", "MIA loss-CV acc", "oracle"),
-    ("activation_distance", "Act. dist. to oracle", "low"),
-    ("relearn_steps", "Relearn steps", "oracle"),
-    ("average_gap", "Avg gap", "low"),
-    ("tow", "ToW", "high"),
-    ("unlearn_seconds", "Time (s)", "low"),
-)
 
 #: Metrics averaged into ``average_gap`` (percentage points): forget, retain and test accuracy
 #: and SalUn's MIA-efficacy, as in SalUn's tables.
@@ -81,98 +76,6 @@ RELEARN_FRACTION = 0.9
 CURVE_EVERY = 20
 CURVE_STEPS = 400
 CURVE_EVAL_ROWS = 2000
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One method of a sweep.
-
-    Attributes:
-        label: Its name in tables, plots and folder names (unique in the sweep).
-        method: A :class:`~causalunlearn.graph.spec.Graph` or a non-training method entry
-            (``causalunlearn.methods.MethodEntry``), without a preset applied.
-        preset: ``"auto"`` (the preset named ``<dataset family>-<class|random>`` when the file has
-            one, else the base values), a preset name, or ``None`` (base values).
-        remove: Intervention edge removed after the preset is applied (an ablation).
-        source: Where it came from (a file path, or a description).
-    """
-
-    label: str
-    method: Any
-    preset: str | None = "auto"
-    remove: str | None = None
-    source: str = ""
-
-    def resolve(self, dataset: str, scenario: str) -> tuple[Any, str | None]:
-        """The method with its preset for ``dataset``/``scenario`` applied, and the preset used."""
-        preset = self.preset
-        if preset == "auto":
-            preset = auto_preset(self.method, dataset, scenario)
-        method = _with_preset(self.method, preset) if preset else self.method
-        if self.remove:
-            method = remove_intervention(method, self.remove)
-            method = replace(method, name=self.label) if isinstance(method, S.Graph) else method
-        return method, preset
-
-
-def dataset_family(dataset: str) -> str:
-    """``cifar`` for the CIFAR datasets, the dataset name otherwise (preset name prefix)."""
-    return "cifar" if dataset.startswith("cifar") else dataset
-
-
-def auto_preset(method: Any, dataset: str, scenario: str) -> str | None:
-    """The preset ``<family>-class`` (class removal) or ``<family>-random`` if the file has it."""
-    kind = "class" if scenario.startswith("class:") else "random"
-    name = f"{dataset_family(dataset)}-{kind}"
-    return name if name in preset_names(method) else None
-
-
-def preset_names(method: Any) -> list[str]:
-    """The preset names of a graph or method entry."""
-    if isinstance(method, S.Graph):
-        return [name for name, _ in method.presets]
-    return list(getattr(method, "presets", None) or {})
-
-
-def _with_preset(method: Any, name: str) -> Any:
-    return with_preset(method, name) if isinstance(method, S.Graph) else method.with_preset(name)
-
-
-def load_entry(spec: str, *, label: str | None = None) -> Entry:
-    """An :class:`Entry` from ``PATH`` or ``PATH@PRESET`` (``PATH@-``: no preset)."""
-    path, _, preset = spec.partition("@")
-    method = load_method_file(path)
-    chosen: str | None = "auto"
-    if preset:
-        chosen = None if preset == "-" else preset
-        names = preset_names(method)
-        if chosen and chosen not in names:
-            raise RunError(
-                "unknown-preset",
-                f"{path} has no preset '{chosen}'; {did_you_mean(chosen, names)}",
-                f"presets: {', '.join(names) or 'none'}; or PATH@- for none",
-            )
-    return Entry(label or method.name, method, chosen, source=path)
-
-
-def load_method_file(path: str) -> Any:
-    """A graph file or a non-training method entry file (e.g. graphs/baselines/ssd.yaml)."""
-    try:
-        from causalunlearn.methods import load_any
-    except ImportError:  # pragma: no cover - methods package always ships
-        from causalunlearn.graph import load_graph as load_any
-    return load_any(path)
-
-
-def ablation_entries(
-    graph: S.Graph, *, source: str = "", preset: str | None = "auto"
-) -> list[Entry]:
-    """The graph itself and one ablation per intervention edge (that edge removed)."""
-    entries = [Entry(graph.name, graph, preset, source=source)]
-    for edge in graph.interventions:
-        label = f"{graph.name}-no-{edge.id.replace('_', '-')}"
-        entries.append(Entry(label, graph, preset, remove=edge.id, source=f"{source} − {edge.id}"))
-    return entries
 
 
 @dataclass
@@ -345,6 +248,7 @@ class Sweep:
             unit="run",
         )
         contexts: dict[tuple[str, str, int], _Context] = {}
+        started, done = time.monotonic(), 0
         try:
             for entry, dataset, scenario, seed, identity, path in todo:
                 key = (dataset, scenario, seed)
@@ -355,6 +259,16 @@ class Sweep:
                 cell = self._run_cell(entry, contexts[key], dataset, scenario, seed, identity)
                 _write_json(path, cell)
                 bar.update(1)
+                done += 1
+                if not self.settings.progress:  # logs (CI, nohup): one line per run, with ETA
+                    elapsed = time.monotonic() - started
+                    print(
+                        f"[{total - len(todo) + done}/{total}] {entry.label} {dataset} {scenario}"
+                        f" seed {seed} done; {elapsed / 60:.1f} min so far, about"
+                        f" {elapsed / done * (len(todo) - done) / 60:.1f} min left",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 if self.on_cell is not None:
                     self.on_cell(cell)
         finally:
@@ -593,20 +507,7 @@ class Sweep:
             if all("relearning_curve" in c["extra"] for c in cells):
                 curves[entry.label] = [c["extra"]["relearning_curve"] for c in cells]
         methods = [e.label for e in self.entries if e.label in rows]
-        best = {}
-        for key, _, ideal in SUMMARY_METRICS:
-            scored = []
-            for label in methods:
-                stat = rows[label].get(key)
-                if stat is None:
-                    continue
-                value = stat["gap"] if ideal == "oracle" else stat["mean"]
-                if value is None or math.isnan(value):
-                    continue
-                scored.append((-value if ideal == "high" else value, label))
-            if scored:  # every method tied with the best is marked
-                top = min(scored)[0]
-                best[key] = [label for value, label in scored if value <= top + 1e-9]
+        best = best_per_column(rows, methods)
         return {
             "dataset": dataset,
             "scenario": scenario,
@@ -615,107 +516,6 @@ class Sweep:
             "best": best,
             "curves": curves,
         }
-
-
-def _stats(per_seed: list[dict[str, Any]], oracles: list[dict[str, Any] | None] | None):
-    """Per metric: mean, sample std (ddof=1) and, against the same seed's oracle, mean |gap|."""
-    out: dict[str, Any] = {}
-    keys = [k for k, _, _ in SUMMARY_METRICS]
-    for key in keys:
-        values = [m.get(key) for m in per_seed]
-        values = [float("nan") if v is None else v for v in values]
-        if not values or all(math.isnan(v) for v in values):
-            continue
-        mean, std = mean_std(values)
-        stat = {"mean": mean, "std": std, "n": len(values)}
-        if oracles is not None:
-            gaps = [
-                abs(v - o[key])
-                for v, o in zip(values, oracles, strict=True)
-                if o is not None and o.get(key) is not None and not math.isnan(v)
-            ]
-            if gaps:
-                stat["gap"], stat["gap_std"] = mean_std(gaps)
-        out[key] = stat
-    return out
-
-
-def _cell_text(stat: dict[str, Any] | None, *, gap: bool, bold: bool, digits: int = 2) -> str:
-    if stat is None or stat["mean"] is None or math.isnan(stat["mean"]):
-        return "–"
-    text = f"{stat['mean']:.{digits}f}"
-    if stat.get("std") is not None and not math.isnan(stat["std"]):
-        text += f" ± {stat['std']:.{digits}f}"
-    if gap and stat.get("gap") is not None:
-        text += f" (Δ{stat['gap']:.{digits}f})"
-    return f"**{text}**" if bold else text
-
-
-#: The two tables of each (dataset, scenario) in ``summary.md``: accuracy, then privacy.
-TABLE_GROUPS = (
-    (
-        "accuracy and cost",
-        (
-            "forget_acc",
-            "retain_acc",
-            "test_acc",
-            "test_retained_classes_acc",
-            "average_gap",
-            "tow",
-            "unlearn_seconds",
-        ),
-    ),
-    (
-        "privacy",
-        (
-            "mia_forget_member_rate",
-            "mia_efficacy_svc",
-            "mia_entropy_member_rate",
-            "mia_loss_cv_acc",
-            "activation_distance",
-            "relearn_steps",
-        ),
-    ),
-)
-
-
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """The summary tables as Markdown (see :meth:`Sweep.summarise`)."""
-    labels = {k: (label, ideal) for k, label, ideal in SUMMARY_METRICS}
-    lines = [
-        "Mean ± sample std (ddof=1) over seeds; accuracies and attacks in percent. Δ = mean over"
-        " seeds of |metric − the same seed's retrain oracle|; the oracle row's ± is the noise"
-        " floor. **Bold**: best per column (smallest Δ where the oracle's value is ideal;"
-        " lowest time, distance and average gap; highest ToW). Avg gap averages Δ over forget,"
-        " retain, test accuracy and MIA-efficacy. Act. dist.: mean L2 distance of softmax"
-        " outputs to the oracle's on the forget rows.",
-        "",
-    ]
-    for table in summary["tables"]:
-        rows = table["rows"]
-        for title, group in TABLE_GROUPS:
-            keys = [k for k in group if any(k in rows[r] for r in rows)]
-            if not keys:
-                continue
-            lines.append(f"### {table['dataset']}, {table['scenario']}: {title}")
-            lines.append("")
-            lines.append("| method | " + " | ".join(labels[k][0] for k in keys) + " |")
-            lines.append("|---" * (len(keys) + 1) + "|")
-            for label in ["original", "oracle", *table["methods"]]:
-                if label not in rows:
-                    continue
-                cells = [
-                    _cell_text(
-                        rows[label].get(k),
-                        gap=labels[k][1] == "oracle" and label not in ("original", "oracle"),
-                        bold=label in table["best"].get(k, ()),
-                    )
-                    for k in keys
-                ]
-                name = {"original": "original", "oracle": "retrain oracle"}.get(label, label)
-                lines.append(f"| {name} | " + " | ".join(cells) + " |")
-            lines.append("")
-    return "\n".join(lines)
 
 
 __all__ = [

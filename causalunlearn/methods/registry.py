@@ -1,0 +1,141 @@
+"""The method registry: non-training unlearning methods (SSD, ...) by name.
+
+A *method* is a function that edits a copy of a trained model in place, without an optimisation
+loop a graph could describe (SSD dampens weights once, from two importance estimates). Each
+method declares its parameters (type, default, meaning), so a method entry file is checked as
+strictly as a graph file: unknown parameters and wrong types are errors.
+
+This module does not import torch; the built-in methods import it when they run, so loading and
+validating a method entry file stays instant, like the graph layer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from causalunlearn.errors import CausalUnlearnError, did_you_mean
+
+#: Built-in methods: name → module that registers it when imported (imported on first use).
+BUILTIN_MODULES = {"ssd": "causalunlearn.methods.ssd"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of a method.
+
+    Attributes:
+        kind: ``float``, ``int``, ``bool`` or ``str`` (a float parameter accepts an int).
+        default: The value used when an entry does not set it.
+        doc: What it means (shown in errors and docs).
+        optional: ``None`` is a valid value (e.g. "no limit").
+        minimum: Smallest valid value for numbers (inclusive), if any.
+        exclusive_minimum: ``minimum`` itself is not allowed.
+        choices: The valid values, if the parameter is one of a fixed set.
+    """
+
+    kind: type
+    default: Any
+    doc: str = ""
+    optional: bool = False
+    minimum: float | None = None
+    exclusive_minimum: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    def check(self, value: Any) -> tuple[Any, str | None]:
+        """The value converted to the parameter's type, and an error message or ``None``."""
+        if value is None:
+            return (None, None) if self.optional else (None, "may not be empty")
+        number = self.kind in (int, float)
+        ok = isinstance(value, self.kind) and not (number and isinstance(value, bool))
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            return None, f"expected {self.kind.__name__}, got {type(value).__name__} {value!r}"
+        if number and self.minimum is not None:
+            low = self.minimum
+            if value < low or (self.exclusive_minimum and value == low):
+                bound = ">" if self.exclusive_minimum else ">="
+                return None, f"must be {bound} {low:g}, got {value!r}"
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            return None, f"must be one of {allowed}, got {value!r}"
+        return value, None
+
+
+@dataclass(frozen=True)
+class RegisteredMethod:
+    """A registered method: its function and declared parameters.
+
+    Attributes:
+        name: Registry key (``method:`` in an entry file).
+        fn: ``fn(model, data, split, params, *, seed, device, progress) -> dict``: edits
+            ``model`` (already a copy, on ``device``) in place and returns an info dict that
+            the run records.
+        params: Declared parameters by name.
+    """
+
+    name: str
+    fn: Callable[..., dict[str, Any]]
+    params: Mapping[str, Param]
+
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter at its default."""
+        return {k: p.default for k, p in self.params.items()}
+
+
+_REGISTRY: dict[str, RegisteredMethod] = {}
+
+
+def register_method(
+    name: str, params: Mapping[str, Param] | None = None
+) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    """Decorator: register ``fn`` as the method ``name`` with its declared ``params``.
+
+    Example::
+
+        @register_method("shrink", params={"factor": Param(float, 0.5, "weight multiplier")})
+        def shrink(model, data, split, params, *, seed, device, progress):
+            for p in model.parameters():
+                p.data.mul_(params["factor"])
+            return {}
+
+    Raises:
+        CausalUnlearnError: ``duplicate-method`` when ``name`` is already registered.
+    """
+
+    def decorate(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
+            raise CausalUnlearnError(
+                "duplicate-method",
+                f"a method named '{name}' is already registered",
+                "choose another name",
+            )
+        _REGISTRY[name] = RegisteredMethod(name, fn, dict(params or {}))
+        return fn
+
+    return decorate
+
+
+def method_names() -> list[str]:
+    """Names of every available method (built-in and registered), sorted."""
+    return sorted(set(_REGISTRY) | set(BUILTIN_MODULES))
+
+
+def get_method(name: str) -> RegisteredMethod:
+    """The registered method ``name`` (a built-in is imported on first use).
+
+    Raises:
+        CausalUnlearnError: ``unknown-method`` with a did-you-mean hint.
+    """
+    if name not in _REGISTRY and name in BUILTIN_MODULES:
+        importlib.import_module(BUILTIN_MODULES[name])
+    if name not in _REGISTRY:
+        raise CausalUnlearnError(
+            "unknown-method",
+            f"no method named '{name}'",
+            did_you_mean(name, method_names()) or "register it with @register_method",
+        )
+    return _REGISTRY[name]

@@ -1,0 +1,151 @@
+"""Summary tables of a sweep: statistics over seeds, gaps to the oracle, best per column.
+
+:meth:`causalunlearn.sweep.Sweep.summarise` reads the finished cells and uses these to build one
+table per (dataset, scenario), written as ``summary.json`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from causalunlearn.metrics.gaps import mean_std
+
+#: Metrics of the summary, in column order: key, column label, what is ideal.
+#: "oracle" means the retrain oracle's value is ideal (the gap to it is what is judged).
+SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("forget_acc", "Forget acc", "oracle"),
+    ("retain_acc", "Retain acc", "oracle"),
+    ("test_acc", "Test acc", "oracle"),
+    ("test_retained_classes_acc", "Test acc (kept classes)", "oracle"),
+    ("mia_forget_member_rate", "MIA CaMU (forget→member)", "oracle"),
+    ("mia_efficacy_svc", "MIA-efficacy (SVC)", "oracle"),
+    ("mia_entropy_member_rate", "MIA entropy (member)", "oracle"),
+    ("mia_loss_cv_acc", "MIA loss-CV acc", "oracle"),
+    ("activation_distance", "Act. dist. to oracle", "low"),
+    ("relearn_steps", "Relearn steps", "oracle"),
+    ("average_gap", "Avg gap", "low"),
+    ("tow", "ToW", "high"),
+    ("unlearn_seconds", "Time (s)", "low"),
+)
+
+
+def best_per_column(rows: dict[str, Any], methods: list[str]) -> dict[str, list[str]]:
+    """Per metric, the methods with the best value: smallest gap where the oracle's value is
+    ideal, else lowest (or, for ToW, highest) mean; ties are all marked."""
+    best: dict[str, list[str]] = {}
+    for key, _, ideal in SUMMARY_METRICS:
+        scored = []
+        for label in methods:
+            stat = rows[label].get(key)
+            if stat is None:
+                continue
+            value = stat["gap"] if ideal == "oracle" else stat["mean"]
+            if value is None or math.isnan(value):
+                continue
+            scored.append((-value if ideal == "high" else value, label))
+        if scored:  # every method tied with the best is marked
+            top = min(scored)[0]
+            best[key] = [label for value, label in scored if value <= top + 1e-9]
+    return best
+
+
+def _stats(per_seed: list[dict[str, Any]], oracles: list[dict[str, Any] | None] | None):
+    """Per metric: mean, sample std (ddof=1) and, against the same seed's oracle, mean |gap|."""
+    out: dict[str, Any] = {}
+    keys = [k for k, _, _ in SUMMARY_METRICS]
+    for key in keys:
+        values = [m.get(key) for m in per_seed]
+        values = [float("nan") if v is None else v for v in values]
+        if not values or all(math.isnan(v) for v in values):
+            continue
+        mean, std = mean_std(values)
+        stat = {"mean": mean, "std": std, "n": len(values)}
+        if oracles is not None:
+            gaps = [
+                abs(v - o[key])
+                for v, o in zip(values, oracles, strict=True)
+                if o is not None and o.get(key) is not None and not math.isnan(v)
+            ]
+            if gaps:
+                stat["gap"], stat["gap_std"] = mean_std(gaps)
+        out[key] = stat
+    return out
+
+
+def _cell_text(stat: dict[str, Any] | None, *, gap: bool, bold: bool, digits: int = 2) -> str:
+    if stat is None or stat["mean"] is None or math.isnan(stat["mean"]):
+        return "–"
+    text = f"{stat['mean']:.{digits}f}"
+    if stat.get("std") is not None and not math.isnan(stat["std"]):
+        text += f" ± {stat['std']:.{digits}f}"
+    if gap and stat.get("gap") is not None:
+        text += f" (Δ{stat['gap']:.{digits}f})"
+    return f"**{text}**" if bold else text
+
+
+#: The two tables of each (dataset, scenario) in ``summary.md``: accuracy, then privacy.
+TABLE_GROUPS = (
+    (
+        "accuracy and cost",
+        (
+            "forget_acc",
+            "retain_acc",
+            "test_acc",
+            "test_retained_classes_acc",
+            "average_gap",
+            "tow",
+            "unlearn_seconds",
+        ),
+    ),
+    (
+        "privacy",
+        (
+            "mia_forget_member_rate",
+            "mia_efficacy_svc",
+            "mia_entropy_member_rate",
+            "mia_loss_cv_acc",
+            "activation_distance",
+            "relearn_steps",
+        ),
+    ),
+)
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The summary tables as Markdown (see :meth:`Sweep.summarise`)."""
+    labels = {k: (label, ideal) for k, label, ideal in SUMMARY_METRICS}
+    lines = [
+        "Mean ± sample std (ddof=1) over seeds; accuracies and attacks in percent. Δ = mean over"
+        " seeds of |metric − the same seed's retrain oracle|; the oracle row's ± is the noise"
+        " floor. **Bold**: best per column (smallest Δ where the oracle's value is ideal;"
+        " lowest time, distance and average gap; highest ToW). Avg gap averages Δ over forget,"
+        " retain, test accuracy and MIA-efficacy. Act. dist.: mean L2 distance of softmax"
+        " outputs to the oracle's on the forget rows.",
+        "",
+    ]
+    for table in summary["tables"]:
+        rows = table["rows"]
+        for title, group in TABLE_GROUPS:
+            keys = [k for k in group if any(k in rows[r] for r in rows)]
+            if not keys:
+                continue
+            lines.append(f"### {table['dataset']}, {table['scenario']}: {title}")
+            lines.append("")
+            lines.append("| method | " + " | ".join(labels[k][0] for k in keys) + " |")
+            lines.append("|---" * (len(keys) + 1) + "|")
+            for label in ["original", "oracle", *table["methods"]]:
+                if label not in rows:
+                    continue
+                cells = [
+                    _cell_text(
+                        rows[label].get(k),
+                        gap=labels[k][1] == "oracle" and label not in ("original", "oracle"),
+                        bold=label in table["best"].get(k, ()),
+                    )
+                    for k in keys
+                ]
+                name = {"original": "original", "oracle": "retrain oracle"}.get(label, label)
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines)
