@@ -219,3 +219,14 @@ def test_cli_compare_with_a_sweep_file_and_ablate(tmp_path, capsys):
     rows = summary["tables"][0]["rows"]
     assert rows["camu-no-cut-forget-y"]["forget_acc"]["mean"] > rows["camu"]["forget_acc"]["mean"]
     assert not math.isnan(rows["camu"]["average_gap"]["mean"])
+
+
+def test_the_python_example_of_the_sweeps_page_runs(tmp_path, monkeypatch):
+    text = (ROOT / "docs" / "sweeps.md").read_text()
+    block = text.split("## From Python")[1].split("```python")[1].split("```")[0]
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(compile(block.replace('"runs/py"', repr(str(tmp_path))), "sweeps.md", "exec"), namespace)  # noqa: S102
+    rows = namespace["summary"]["tables"][0]["rows"]
+    assert {"finetune", "ssd", "camu", "camu-no-cut-forget-y"} <= set(rows)
+    assert set(rows["camu"]["forget_acc"]) >= {"mean", "std", "n", "gap", "gap_std"}
