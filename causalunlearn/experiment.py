@@ -28,10 +28,12 @@ from causalunlearn.data import load_dataset, make_split
 from causalunlearn.data.splits import Split
 from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
-from causalunlearn.metrics.gaps import mean_std
+from causalunlearn.metrics.accuracy import predict
+from causalunlearn.metrics.gaps import activation_distance, average_gap, mean_std, tow
 from causalunlearn.models.zoo import build_model, load_state, save_state
 from causalunlearn.pipeline import ModelCache, _model_name, evaluate, pick_device, unlearn
 from causalunlearn.recipes import Recipe
+from causalunlearn.summary import AVERAGE_GAP_KEYS
 
 MANIFEST_FORMAT = "causalunlearn.run/v1"
 ROLES = ("original", "unlearned", "oracle")
@@ -43,6 +45,12 @@ METRICS = (
     ("test_forgotten_classes_acc", "Test acc, forgotten classes", "≈ oracle"),
     ("mia_acc", "MIA acc (sorted softmax)", "≈ oracle"),
     ("mia_forget_member_rate", "MIA forget→member rate", "≈ oracle"),
+    ("mia_efficacy_svc", "MIA-efficacy (SVC, forget→non-member)", "≈ oracle"),
+    ("mia_entropy_member_rate", "MIA entropy LR (forget→member)", "≈ oracle"),
+    ("mia_loss_cv_acc", "MIA loss LR, 5-fold CV acc", "≈ oracle"),
+    ("activation_distance", "Activation distance to oracle (forget)", "↓ 0"),
+    ("average_gap", "Average gap to oracle (points)", "↓ 0"),
+    ("tow", "ToW", "↑ 1"),
 )
 
 
@@ -267,7 +275,9 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
         )
 
     def score(model) -> dict[str, float]:
-        return evaluate(model, data, split, seed=seed, attacker=settings.attacker, device=device)
+        return evaluate(
+            model, data, split, seed=seed, attacker=settings.attacker, device=device, extended=True
+        )
 
     if settings.checkpoint:
         original = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
@@ -291,6 +301,15 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
     if settings.oracle:
         oracle, info_r = cached("oracle")
         metrics["oracle"] = score(oracle)
+        forget = torch.as_tensor(split.forget.copy())
+        x_forget = data.train_x[forget]
+        metrics["unlearned"]["activation_distance"] = activation_distance(
+            predict(result.model, x_forget, device=device), predict(oracle, x_forget, device=device)
+        )
+        metrics["unlearned"]["average_gap"] = average_gap(
+            metrics["unlearned"], metrics["oracle"], AVERAGE_GAP_KEYS
+        )
+        metrics["unlearned"]["tow"] = tow(metrics["unlearned"], metrics["oracle"])
     if staging is not None:
         split.save(staging / f"split-seed{seed}.json")
         save_state(result.model, staging / f"unlearned-seed{seed}.pt")

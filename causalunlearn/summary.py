@@ -30,6 +30,11 @@ SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: Metrics averaged into ``average_gap`` (percentage points): forget, retain and test accuracy
+#: and SalUn's MIA-efficacy, as in SalUn's tables.
+AVERAGE_GAP_KEYS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy_svc")
+
+
 def best_per_column(rows: dict[str, Any], methods: list[str]) -> dict[str, list[str]]:
     """Per metric, the methods with the best value: smallest gap where the oracle's value is
     ideal, else lowest (or, for ToW, highest) mean; ties are all marked."""

@@ -51,6 +51,7 @@ from causalunlearn.metrics.relearn import relearn_time, relearning_curve
 from causalunlearn.pipeline import ModelCache, _model_name, pick_device, scores_from_logits, unlearn
 from causalunlearn.recipes import Recipe
 from causalunlearn.summary import (  # noqa: F401 - re-exported
+    AVERAGE_GAP_KEYS,
     SUMMARY_METRICS,
     _stats,
     best_per_column,
@@ -59,10 +60,6 @@ from causalunlearn.summary import (  # noqa: F401 - re-exported
 
 SWEEP_FORMAT = "causalunlearn.sweep/v1"
 CELL_FORMAT = "causalunlearn.cell/v1"
-
-#: Metrics averaged into ``average_gap`` (percentage points): forget, retain and test accuracy
-#: and SalUn's MIA-efficacy, as in SalUn's tables.
-AVERAGE_GAP_KEYS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy_svc")
 
 #: Relearn time: Adam (lr 1e-3, batch 32) fine-tuning on the forget rows, forget accuracy
 #: measured every RELEARN_EVERY steps, until it reaches RELEARN_FRACTION × the original's;
