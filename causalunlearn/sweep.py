@@ -67,6 +67,9 @@ CELL_FORMAT = "causalunlearn.cell/v1"
 RELEARN_EVERY = 5
 RELEARN_CAP = 200
 RELEARN_FRACTION = 0.9
+#: Forget accuracy during relearning is measured on this many forget rows (a seeded sample;
+#: all of them when fewer), training still uses every forget row.
+RELEARN_EVAL_ROWS = 1000
 
 #: The relearning curve of the CaMU paper: one epoch of fine-tuning on retain data (Adam 1e-3,
 #: batch 32), accuracies every CURVE_EVERY steps, at most CURVE_STEPS steps.
@@ -107,8 +110,15 @@ class SweepSettings:
             "model": self.model,
             "recipe": self.recipe.key(),
             "attacker": self.attacker,
-            "relearn": self.relearn,
-            "curves": self.curves,
+            "relearn": self.relearn
+            and {
+                "every": RELEARN_EVERY,
+                "cap": RELEARN_CAP,
+                "fraction": RELEARN_FRACTION,
+                "eval_rows": RELEARN_EVAL_ROWS,
+            },
+            "curves": self.curves
+            and {"every": CURVE_EVERY, "steps": CURVE_STEPS, "eval_rows": CURVE_EVAL_ROWS},
         }
 
 
@@ -342,12 +352,14 @@ class Sweep:
             )
         if s.relearn:
             x_f, y_f = data.train_x[forget], data.train_y[forget]
+            rows = torch.randperm(len(forget), generator=torch.Generator().manual_seed(seed))
+            rows = rows[:RELEARN_EVAL_ROWS]
             threshold = RELEARN_FRACTION * (original_forget_acc or metrics["forget_acc"])
             curve = relearning_curve(
                 net,
                 x_f,
                 y_f,
-                {"forget": (x_f, y_f)},
+                {"forget": (x_f[rows], y_f[rows])},
                 steps_per_point=RELEARN_EVERY,
                 epochs=math.ceil(RELEARN_CAP * 32 / max(1, len(forget))) + 1,
                 seed=seed,
