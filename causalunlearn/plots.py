@@ -107,12 +107,15 @@ def relearning_curves(table: Mapping[str, Any], path: str | Path) -> Path | None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=True):
         for label, runs in curves.items():
+            style = {"oracle": "--", "original": ":"}.get(label, "-")
+            color = "k" if label in ("oracle", "original") else None
             steps = runs[0]["step"]
             length = min(len(r[panel]) for r in runs)
             values = [[r[panel][i] for r in runs] for i in range(length)]
             mean = [sum(v) / len(v) for v in values]
             std = [_nan_to_zero(mean_std(v)[1]) for v in values]
-            ax.plot(steps[:length], mean, label=label, linewidth=1.3)
+            name = "retrain oracle" if label == "oracle" else label
+            ax.plot(steps[:length], mean, style, color=color, label=name, linewidth=1.3)
             ax.fill_between(
                 steps[:length],
                 [m - s for m, s in zip(mean, std, strict=True)],

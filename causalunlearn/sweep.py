@@ -238,14 +238,14 @@ class Sweep:
 
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
-        self.out.mkdir(parents=True, exist_ok=True)
-        _write_json(self.out / "sweep.json", self.describe())
         todo = []
         for entry, dataset, scenario, seed in self.cells():
             identity = self._identity(entry, dataset, scenario)
             path = self.cell_path(entry.label, dataset, scenario, seed)
-            if self._finished(path, identity) is None:
+            if self._finished(path, identity) is None:  # raises on a mismatched cell
                 todo.append((entry, dataset, scenario, seed, identity, path))
+        self.out.mkdir(parents=True, exist_ok=True)
+        _write_json(self.out / "sweep.json", self.describe())
         total = len(self.cells())
         bar = tqdm(
             total=total,
@@ -495,12 +495,16 @@ class Sweep:
         for seed in self.settings.seeds:
             path = self.reference_path(dataset, scenario, seed)
             if path.is_file():
-                refs.append((seed, json.loads(path.read_text())["metrics"]))
-        oracle_by_seed = {seed: m["oracle"] for seed, m in refs}
+                ref = json.loads(path.read_text())
+                refs.append((seed, ref["metrics"], ref.get("extra", {})))
+        oracle_by_seed = {seed: m["oracle"] for seed, m, _ in refs}
         rows = {}
-        for role in ("original", "oracle"):
-            rows[role] = _stats([m[role] for _, m in refs], None)
         curves = {}
+        for role in ("original", "oracle"):
+            rows[role] = _stats([m[role] for _, m, _ in refs], None)
+            runs = [extra.get(role, {}).get("relearning_curve") for _, _, extra in refs]
+            if runs and all(runs):
+                curves[role] = runs
         for entry in self.entries:
             cells = []
             for seed in self.settings.seeds:
