@@ -74,6 +74,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, help="CPU threads for torch (default: torch's; 1 suits small models)"
     )
+    add_executor_argument(parser)
+
+
+def add_executor_argument(parser: argparse.ArgumentParser) -> None:
+    """``--executor fast|reference`` (run and sweeps)."""
+    parser.add_argument(
+        "--executor",
+        choices=["fast", "reference"],
+        default="fast",
+        help="fast (default) or reference (the faithful oracle; docs/performance.md)",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -106,6 +117,7 @@ def run_command(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         oracle=not args.no_oracle,
         threads=args.threads,
+        executor=args.executor,
         progress=not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI"),
     )
     safe = scenario.replace(":", "-").replace(",", "_").replace("/", "_")

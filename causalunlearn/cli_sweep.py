@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from causalunlearn.cli_run import _seeds
+from causalunlearn.cli_run import _seeds, add_executor_argument
 from causalunlearn.errors import RunError, did_you_mean
 
 SWEEP_FILE_KEYS = (
@@ -73,6 +73,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, help="CPU threads for torch (1 suits small models)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_executor_argument(parser)
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,6 +142,7 @@ def _settings(args: argparse.Namespace, seeds, relearn: bool, curves: bool):
         cache_dir=args.cache_dir,
         device=args.device,
         threads=args.threads,
+        executor=args.executor,
         progress=not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI"),
     )
 

@@ -79,6 +79,8 @@ class RunSettings:
         threads: CPU threads for torch (``None``: torch's default). Small models at batch 32
             gain nothing from intra-op threads, and on a busy machine an oversubscribed pool
             is many times slower (docs/troubleshooting.md), so the demo uses 1.
+        executor: ``fast`` (default) or ``reference`` (the faithful oracle: one forward per
+            term, a read per step); both give the same losses within 1e-5 (docs/performance.md).
     """
 
     dataset: str = "digits"
@@ -94,6 +96,7 @@ class RunSettings:
     oracle: bool = True
     progress: bool = True
     threads: int | None = None
+    executor: str = "fast"
 
 
 def versions() -> dict[str, str]:
@@ -295,7 +298,14 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
         original, info_o = cached("original")
     if isinstance(graph, S.Graph):
         result = unlearn(
-            graph, original, data, split, seed=seed, device=device, progress=settings.progress
+            graph,
+            original,
+            data,
+            split,
+            seed=seed,
+            device=device,
+            progress=settings.progress,
+            executor=settings.executor,
         )
     else:  # a non-training method entry (causalunlearn.methods), e.g. SSD
         result = graph.run(
@@ -333,6 +343,7 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
             "loop": result.seconds["loop"],
             "unlearn_total": result.seconds["materialise"] + result.seconds["loop"],
         },
+        "executor": settings.executor,
         "models": {"original": info_o, "oracle": info_r},
         "steps": result.log.steps,
         "losses": result.log.losses,

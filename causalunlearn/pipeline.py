@@ -21,6 +21,7 @@ from causalunlearn.compile.objective import compile_objective
 from causalunlearn.data import TensorData, default_cache_dir
 from causalunlearn.data.splits import Split
 from causalunlearn.errors import CausalUnlearnError, RunError
+from causalunlearn.execute import apply_run_options, check_executor
 from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import accuracy_report, predict
 from causalunlearn.metrics.mia import mia_sorted_softmax_from_logits
@@ -75,10 +76,12 @@ def train_from_scratch(
     seed: int,
     device: torch.device,
     progress: bool = True,
+    executor: str = "fast",
 ) -> tuple[nn.Module, TrainLog]:
     """Train a model from scratch with ``recipe`` on ``on`` = ``train`` (original) or ``retain``.
 
-    The same loop as unlearning runs it (the recipe is a one-edge graph).
+    The same loop as unlearning runs it (the recipe is a one-edge graph); ``executor`` is
+    :func:`~causalunlearn.train.run_schedule`'s (``fast`` or ``reference``).
     """
     net = build_model(model, data.num_classes, data.input_shape, seed=seed).to(device)
     graph = training_graph(on, recipe)
@@ -86,7 +89,13 @@ def train_from_scratch(
     streams = materialise(graph, data, split, seed=seed, device=device)
     label = f"{'original' if on == 'train' else 'oracle'} seed {seed}"
     log = run_schedule(
-        objective, streams, seed=seed, progress=progress, log_every=100, description=label
+        objective,
+        streams,
+        seed=seed,
+        progress=progress,
+        log_every=100,
+        description=label,
+        executor=executor,
     )
     net.eval()
     return net, log
@@ -212,11 +221,17 @@ def unlearn(
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = True,
+    executor: str = "fast",
+    compile: bool = False,
+    amp: str | None = None,
+    cuda_graphs: bool = False,
 ) -> Unlearned:
     """Unlearn ``split.forget`` from a trained ``model`` with the objective ``graph`` describes.
 
     The model is copied (the argument is left as it is); the copy is compiled with a frozen
     original, the graph's data nodes are materialised once (seeded), and the schedule runs.
+    ``compile``, ``amp`` and ``cuda_graphs`` are meant for GPUs (docs/performance.md); on the
+    CPU, ``compile`` and ``amp="bf16"`` work and ``cuda_graphs`` stops with a RunError.
 
     Args:
         graph: A validated graph (e.g. ``load_graph("graphs/camu.yaml", preset="mnist-class")``).
@@ -226,11 +241,22 @@ def unlearn(
         seed: Seed of the pairing, the do-operations, the shuffling and random references.
         device: The run's device (default: CUDA when present, else CPU).
         progress: Show a progress bar.
+        executor: ``fast`` (default) or ``reference`` (the faithful oracle); see
+            :mod:`causalunlearn.execute`.
+        compile: Run the model's forwards through ``torch.compile``.
+        amp: ``None`` (fp32) or ``"bf16"`` (autocast).
+        cuda_graphs: Compile with CUDA graphs (``mode="reduce-overhead"``; CUDA only).
+
+    Raises:
+        RunError: ``unknown-executor``, ``unknown-amp``, ``cuda-graphs-need-cuda``,
+            ``compile-failed``, ``non-finite-loss``.
     """
     device = pick_device(device)
+    check_executor(executor)
     start = time.perf_counter()
     working = copy.deepcopy(model).to(device)
     objective = compile_objective(graph, working, seed=seed)
+    apply_run_options(objective, device, compile=compile, cuda_graphs=cuda_graphs)
     t0 = time.perf_counter()
     streams = materialise(
         graph, data.to(device), split, seed=seed, device=device, original=objective.original
@@ -246,6 +272,8 @@ def unlearn(
         masks=masks,
         log_every=1,
         description=graph.name,
+        executor=executor,
+        amp=amp,
     )
     working.eval()
     seconds = {"materialise": t1 - t0, "loop": log.seconds, "total": time.perf_counter() - start}

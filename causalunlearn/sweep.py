@@ -89,7 +89,9 @@ class SweepSettings:
         attacker: Attacker of the official CaMU attack (``gbdt`` or ``xgboost``).
         relearn: Also measure relearn time (fine-tuning on the forget rows).
         curves: Also record the CaMU paper's relearning curve (fine-tuning on retain rows).
-        data_root, cache_dir, device, threads, progress: As in ``RunSettings``.
+        data_root, cache_dir, device, threads, progress, executor: As in ``RunSettings``
+            (the executor is recorded in each run's file, not in its identity: both executors
+            compute the same numbers, to 1e-5 — tests/test_executor.py).
     """
 
     seeds: Sequence[int] = (0, 1, 2)
@@ -103,6 +105,7 @@ class SweepSettings:
     device: str | None = None
     threads: int | None = None
     progress: bool = True
+    executor: str = "fast"
 
     def key(self) -> dict[str, Any]:
         """What a cell's numbers depend on besides the method, dataset, scenario and seed."""
@@ -399,7 +402,14 @@ class Sweep:
         torch.manual_seed(seed)
         if isinstance(method, S.Graph):
             result = unlearn(
-                method, ctx.original, ctx.data, ctx.split, seed=seed, device=device, progress=False
+                method,
+                ctx.original,
+                ctx.data,
+                ctx.split,
+                seed=seed,
+                device=device,
+                progress=False,
+                executor=s.executor,
             )
         else:
             result = method.run(
@@ -431,6 +441,7 @@ class Sweep:
             "model": ctx.model_name,
             "recipe": asdict(s.recipe),
             "device": str(device),
+            "executor": s.executor if isinstance(method, S.Graph) else None,
             "split": {
                 "digest": ctx.split.digest(),
                 "forget": len(ctx.split.forget),

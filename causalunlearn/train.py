@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -31,7 +32,20 @@ from tqdm.auto import tqdm
 from causalunlearn.compile.materialise import Streams
 from causalunlearn.compile.objective import Objective
 from causalunlearn.errors import RunError
+from causalunlearn.execute import (
+    AMP_DTYPES,
+    Masks,
+    Runner,
+    build_plan,
+    check_executor,
+    masked_step,
+    stage_masks,
+)
 from causalunlearn.graph.validate import _row_group
+
+# Kept importable under their old names.
+_masked_step = masked_step
+_stage_masks = stage_masks
 
 
 @dataclass
@@ -43,11 +57,13 @@ class TrainLog:
         seconds: Wall time of the loop.
         losses: Stage → list of ``{"step", "epoch", term: mean unweighted value}`` rows, one
             per ``log_every`` steps (means over those steps).
+        plan: The execution plan the run used (:meth:`ExecutionPlan.describe`).
     """
 
     steps: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     losses: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)
 
 
 def _phases(objective: Objective) -> list[tuple[tuple[str, ...], list[str]]]:
@@ -63,36 +79,6 @@ def _phases(objective: Objective) -> list[tuple[tuple[str, ...], list[str]]]:
     return phases
 
 
-Masks = dict[torch.nn.Parameter, torch.Tensor]
-
-
-def _stage_masks(masks, order) -> dict[str, Masks]:
-    """Per-stage masks from ``{stage id: {param: mask}}`` or ``{param: mask}`` (every stage)."""
-    if not masks:
-        return {}
-    if all(isinstance(k, str) for k in masks):
-        return {sid: dict(m) for sid, m in masks.items() if m}
-    return {sid: dict(masks) for sid in order}
-
-
-def _masked_step(optimizer: torch.optim.Optimizer, masks: Masks) -> None:
-    """One optimiser step that changes only the entries where the mask is non-zero.
-
-    Gradients are multiplied by the mask (a soft mask scales them); entries where the mask is
-    0 are restored after the step, exactly, whatever the optimiser's weight decay or momentum.
-    """
-    params = [p for g in optimizer.param_groups for p in g["params"] if p in masks]
-    before = {}
-    for p in params:
-        if p.grad is not None:
-            p.grad.mul_(masks[p])
-        before[p] = p.detach().clone()
-    optimizer.step()
-    with torch.no_grad():
-        for p in params:
-            p.copy_(torch.where(masks[p] != 0, p, before[p]))
-
-
 def run_schedule(
     objective: Objective,
     streams: Streams,
@@ -102,6 +88,9 @@ def run_schedule(
     log_every: int = 50,
     masks: dict[str, Masks] | Masks | None = None,
     description: str = "",
+    executor: str = "fast",
+    sync_every: int = 50,
+    amp: str | None = None,
 ) -> TrainLog:
     """Run the graph's schedule on the materialised streams, updating ``objective.model``.
 
@@ -115,14 +104,27 @@ def run_schedule(
             ``{parameter: mask}`` applies to every stage): only the entries where the mask is
             non-zero change in that stage's steps (see the module docstring).
         description: Label of the progress bar.
+        executor: ``fast`` (default: the execution plan of :mod:`causalunlearn.execute`) or
+            ``reference`` (the faithful per-stream, per-step-read path, the oracle).
+        sync_every: Fast executor: steps between host reads of the logged values (and of the
+            non-finite check).
+        amp: ``None`` (fp32) or ``"bf16"`` (autocast of the stage losses).
 
     Raises:
-        RunError: ``non-finite-loss`` naming the term, stage, epoch and step.
+        RunError: ``non-finite-loss`` naming the term, stage, epoch and step;
+            ``unknown-executor``; ``unknown-amp``.
     """
+    check_executor(executor)
+    if amp is not None and amp not in AMP_DTYPES:
+        raise RunError(
+            "unknown-amp",
+            f"no autocast mode '{amp}'",
+            f"use amp=None (fp32) or one of: {', '.join(AMP_DTYPES)}",
+        )
     graph = objective.graph
     schedule = graph.schedule
     optimizers = objective.make_optimizers()
-    masks = _stage_masks(masks, schedule.order)
+    masks = stage_masks(masks, schedule.order)
     device = streams.rows[next(iter(streams.rows))][0].device
     generator = torch.Generator(device="cpu").manual_seed(seed)
     phases = _phases(objective)
@@ -134,94 +136,42 @@ def run_schedule(
         for groups, stages in phases
     )
     log = TrainLog(steps={s: 0 for s in schedule.order}, losses={s: [] for s in schedule.order})
-    sums: dict[str, dict[str, float]] = {s: {} for s in schedule.order}
-    counts: dict[str, int] = {s: 0 for s in schedule.order}
     objective.model.train()
     start = time.perf_counter()
-    bar = tqdm(
-        total=total,
-        disable=not progress,
-        desc=description or graph.name,
-        leave=False,
-    )
+    plan = build_plan(objective, streams, executor, sync_every)
+    log.plan = plan.describe()
+    keep = ("model",) if executor == "fast" else ()
+    bar = tqdm(total=total, disable=not progress, desc=description or graph.name, leave=False)
     try:
-        for epoch in range(schedule.epochs):
-            for groups, stage_ids in phases:
-                active = [
-                    s
-                    for s in stage_ids
-                    if graph.stage(s).epochs is None or epoch < graph.stage(s).epochs
-                ]
-                if not active:
-                    continue
-                perms = {
-                    g: (
-                        torch.randperm(streams.size(g), generator=generator)
-                        if schedule.shuffle
-                        else torch.arange(streams.size(g))
-                    ).to(device)
-                    for g in groups
-                }
-                n_batches = min(math.ceil(streams.size(g) / bs) for g in groups)
-                for b in range(n_batches):
-                    batch = {}
-                    for g in groups:
-                        idx = perms[g][b * bs : (b + 1) * bs]
-                        for key in streams.groups[g]:
-                            x, y = streams.rows[key]
-                            batch[key] = (x[idx], y[idx])
-                    for sid in active:
-                        _step(
-                            objective,
-                            optimizers[sid],
-                            sid,
-                            batch,
-                            masks.get(sid),
-                            epoch,
-                            log,
-                            sums,
-                            counts,
-                            log_every,
+        with objective.keep_captures(keep):
+            runner = Runner(objective, streams, plan, optimizers, masks, log, log_every, amp)
+            for epoch in range(schedule.epochs):
+                for groups, stage_ids in phases:
+                    active = [
+                        s
+                        for s in stage_ids
+                        if graph.stage(s).epochs is None or epoch < graph.stage(s).epochs
+                    ]
+                    if not active:
+                        continue
+                    perms = {
+                        g: (
+                            torch.randperm(streams.size(g), generator=generator)
+                            if schedule.shuffle
+                            else torch.arange(streams.size(g))
+                        ).to(device)
+                        for g in groups
+                    }
+                    n_batches = min(math.ceil(streams.size(g) / bs) for g in groups)
+                    for b in range(n_batches):
+                        batch, rows = runner.batch(
+                            {g: perms[g][b * bs : (b + 1) * bs] for g in groups}
                         )
-                        bar.update(1)
+                        for sid in active:
+                            runner.step(sid, batch, rows, epoch)
+                            bar.update(1)
+            runner.finish(schedule.epochs - 1)
     finally:
         bar.close()
     log.seconds = time.perf_counter() - start
-    for sid in schedule.order:
-        _flush(log, sid, sums, counts, epoch=schedule.epochs - 1)
     return log
-
-
-def _step(objective, optimizer, sid, batch, masks, epoch, log, sums, counts, log_every) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss, terms = objective.stage_loss(sid, batch)
-    if not torch.isfinite(loss):
-        bad = [k for k, v in terms.items() if not torch.isfinite(v)] or list(terms)
-        raise RunError(
-            "non-finite-loss",
-            f"loss of stage '{sid}' is {loss.item()} at epoch {epoch}, step {log.steps[sid]}"
-            f" (term(s): {', '.join(bad)})",
-            "lower the stage's learning rate, or check the data and the term's divergence",
-        )
-    loss.backward()
-    if masks:
-        _masked_step(optimizer, masks)
-    else:
-        optimizer.step()
-    log.steps[sid] += 1
-    acc = sums[sid]
-    for k, v in terms.items():
-        acc[k] = acc.get(k, 0.0) + float(v)
-    counts[sid] += 1
-    if counts[sid] >= log_every:
-        _flush(log, sid, sums, counts, epoch)
-
-
-def _flush(log: TrainLog, sid: str, sums, counts, epoch: int) -> None:
-    if counts[sid] == 0:
-        return
-    row = {"step": log.steps[sid], "epoch": epoch}
-    row.update({k: v / counts[sid] for k, v in sums[sid].items()})
-    log.losses[sid].append(row)
-    sums[sid] = {}
-    counts[sid] = 0

@@ -10,7 +10,8 @@ terms — and returns the weighted loss with the unweighted value of each term f
 from __future__ import annotations
 
 import copy
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -108,6 +109,9 @@ class Objective(nn.Module):
             get_divergence(e.divergence.kind)
             if e.reference is not None:
                 get_reference(e.reference.kind)
+        self._open_captures: dict[str, dict[str, Any]] = {}
+        #: Callables used instead of the module for a forward (``torch.compile`` wrappers).
+        self.runners: dict[str, Any] = {}
 
     def _model(self, key: str) -> nn.Module:
         if key == "model":
@@ -116,19 +120,42 @@ class Objective(nn.Module):
             return self.original
         return self.references[key]
 
+    @contextmanager
+    def keep_captures(self, model_keys: tuple[str, ...] = ("model",)) -> Iterator[None]:
+        """Keep the representation hooks of these models registered for the whole context.
+
+        Inside it, :meth:`forward_nodes` reuses the hooks instead of registering and removing
+        them at every forward (and a ``torch.compile`` wrapper sees one fixed set of hooks).
+        """
+        with ExitStack() as stack:
+            for key in model_keys:
+                model = self._model(key)
+                self._open_captures[key] = {
+                    nid: stack.enter_context(capture_representation(model, path))
+                    for nid, path in self.layers.items()
+                }
+            try:
+                yield
+            finally:
+                for key in model_keys:
+                    self._open_captures.pop(key, None)
+
     def forward_nodes(self, model_key: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """One forward of model ``model_key`` on ``x``: every representation node and the output.
 
         Frozen models run without gradients.
         """
         model = self._model(model_key)
+        run = self.runners.get(model_key, model)
         grad = torch.enable_grad() if model_key == "model" else torch.no_grad()
         with grad, ExitStack() as stack:
-            caps = {
-                nid: stack.enter_context(capture_representation(model, path))
-                for nid, path in self.layers.items()
-            }
-            logits = model(x)
+            caps = self._open_captures.get(model_key)
+            if caps is None:
+                caps = {
+                    nid: stack.enter_context(capture_representation(model, path))
+                    for nid, path in self.layers.items()
+                }
+            logits = run(x)
             out = {nid: cap.value for nid, cap in caps.items()}
         for n in self.graph.nodes_of_kind("output"):
             out[n.id] = logits
@@ -146,13 +173,21 @@ class Objective(nn.Module):
             reference = get_reference(edge.reference.kind)(ctx, edge)
         return divergence(value, reference, edge.divergence)
 
-    def stage_loss(self, stage: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def stage_loss(
+        self, stage: str, batch: Batch, ctx: StageContext | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted loss of one stage on one batch, and each term's unweighted (detached) value.
+
+        Args:
+            stage: Stage id.
+            batch: Stream key → ``(x, y)`` rows of this batch.
+            ctx: The context serving the forwards (default: a fresh :class:`StageContext`;
+                the fast executor passes one that reuses precomputed frozen outputs).
 
         Returns:
             ``(loss, {edge id: value})``; ``loss = Σ signed_weight × value`` over the stage's edges.
         """
-        ctx = StageContext(self, batch)
+        ctx = ctx if ctx is not None else StageContext(self, batch)
         total: torch.Tensor | float = 0.0
         terms = {}
         for edge in self.graph.terms_of(stage):

@@ -1,0 +1,447 @@
+"""Benchmark of compiled-graph execution: CaMU on MNIST against the compute floor (issue 5).
+
+Not a test. Prints a table and writes JSON; every figure comes from one run on one machine:
+
+- compute floor: forward+backward (and forward+backward+Adam step) of the MNIST CNN at batch
+  32 and at the concatenated batch the fast executor runs (64 for CaMU), and eval forwards;
+- CaMU, MNIST class-0 removal (``graphs/camu.yaml``, preset ``mnist-class``, seed 0, the cached
+  20-epoch original): split / counterfactuals (materialise) / unlearning loop / evaluation wall
+  times, samples/s and peak RSS, for the ``fast`` and the ``reference`` executor;
+- original training per epoch against the floor (full: one epoch; ``--quick``: a fixed number
+  of steps, extrapolated to an epoch);
+- unlearning cost as a fraction of retraining (class-0 and random-10% removal);
+- unlearning loop time against forget-set size (random 1..40%, one epoch each), plotted;
+- a torch.profiler summary of the fast loop.
+
+Usage::
+
+    CAUSALUNLEARN_DATA_ROOT=/path/to/data python benchmarks/bench_camu.py [--quick] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from causalunlearn.data import load_dataset, make_split
+from causalunlearn.graph import load_graph
+from causalunlearn.models.zoo import build_model
+from causalunlearn.pipeline import ModelCache, evaluate, train_from_scratch, unlearn
+from causalunlearn.recipes import Recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMU = ROOT / "graphs" / "camu.yaml"
+CPU = torch.device("cpu")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def peak_rss(out: dict, key: str, every: float = 0.01):
+    """Sample the process RSS every ``every`` s; store the peak and its rise above the start."""
+    start = _rss_bytes()
+    peak = [start]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            stop.wait(every)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        peak[0] = max(peak[0], _rss_bytes())
+        out[key] = {"peak_rss_mib": peak[0] / 2**20, "rise_mib": (peak[0] - start) / 2**20}
+
+
+def floor(batch: int, steps: int, with_step: bool) -> float:
+    """Seconds per forward+backward (+ Adam step) of the MNIST CNN on ``batch`` rows."""
+    model = build_model("cnn", 10, (1, 28, 28), seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)
+
+    def one() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        if with_step:
+            opt.step()
+
+    for _ in range(max(5, steps // 10)):
+        one()
+    start = time.perf_counter()
+    for _ in range(steps):
+        one()
+    return (time.perf_counter() - start) / steps
+
+
+def eval_floor(rows: int = 8192) -> float:
+    """Seconds per row of inference forwards of the CNN at batch 1024."""
+    model = build_model("cnn", 10, (1, 28, 28), seed=0).eval()
+    x = torch.randn(rows, 1, 28, 28)
+    with torch.inference_mode():
+        model(x[:1024])
+        start = time.perf_counter()
+        for i in range(0, rows, 1024):
+            model(x[i : i + 1024])
+    return (time.perf_counter() - start) / rows
+
+
+def camu_run(graph, original, data, scenario: str, executor: str, evaluate_it: bool = True):
+    """One timed CaMU run: split, materialise, loop, evaluation."""
+    record: dict = {"executor": executor, "scenario": scenario}
+    t = time.perf_counter()
+    split = make_split(data.train_y, scenario, 0, data.num_classes)
+    record["split_s"] = time.perf_counter() - t
+    with peak_rss(record, "memory_unlearn"):
+        result = unlearn(graph, original, data, split, seed=0, progress=False, executor=executor)
+    record["materialise_s"] = result.seconds["materialise"]
+    record["loop_s"] = result.seconds["loop"]
+    record["unlearn_total_s"] = result.seconds["total"]
+    record["steps"] = result.log.steps
+    record["forget_rows"] = len(split.forget)
+    n_rows = sum(result.log.steps.values()) * graph.schedule.batch_size
+    record["loop_samples_per_s"] = 2 * n_rows / record["loop_s"]  # forget + retain-sample rows
+    record["plan"] = result.log.plan
+    if evaluate_it:
+        t = time.perf_counter()
+        with peak_rss(record, "memory_evaluate"):
+            record["metrics"] = evaluate(result.model, data, split, seed=0)
+        record["evaluate_s"] = time.perf_counter() - t
+        record["pipeline_s"] = record["split_s"] + record["unlearn_total_s"] + record["evaluate_s"]
+    return record, split
+
+
+def training_epoch(data, steps: int | None) -> dict:
+    """Original training (the recipe's loop) for one epoch or ``steps`` steps, extrapolated."""
+    if steps is not None:
+        rows = steps * 32
+        sub = replace(data, train_x=data.train_x[:rows], train_y=data.train_y[:rows])
+    else:
+        sub, rows = data, data.train_x.shape[0]
+    split = make_split(sub.train_y, "class:0", 0, sub.num_classes)
+    t = time.perf_counter()
+    _, log = train_from_scratch(
+        sub,
+        split,
+        "train",
+        model="cnn",
+        recipe=Recipe(epochs=1),
+        seed=0,
+        device=CPU,
+        progress=False,
+    )
+    wall = time.perf_counter() - t
+    scale = data.train_x.shape[0] / rows
+    return {
+        "rows_timed": rows,
+        "extrapolated": steps is not None,
+        "loop_s": log.seconds,
+        "wall_s": wall,
+        "epoch_s": log.seconds * scale,
+        "steps_timed": log.steps["train"],
+    }
+
+
+def profile_fast(graph, original, data, split, top: int = 15) -> list[dict]:
+    """torch.profiler over one epoch of the fast CaMU loop: top ops by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    g1 = load_graph(CAMU, preset="mnist-class", overrides={"schedule.epochs": 1})
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        unlearn(g1, original, data, split, seed=0, progress=False, executor="fast")
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    return [
+        {
+            "op": e.key,
+            "self_cpu_ms": e.self_cpu_time_total / 1e3,
+            "share": e.self_cpu_time_total / total,
+            "calls": e.count,
+        }
+        for e in events[:top]
+    ]
+
+
+def plot_scaling(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    xs = [p["forget_fraction"] * 100 for p in points]
+    ax.plot(xs, [p["loop_s"] for p in points], "o-", label="unlearning loop (fast)")
+    ax.plot(xs, [p["floor_s"] for p in points], "s--", label="compute floor (fwd+bwd+Adam)")
+    ax.set_xlabel("forget set (% of MNIST train, random)")
+    ax.set_ylabel("seconds (1 epoch)")
+    ax.set_title("CaMU unlearning time vs forget size (CPU, 1 thread)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer points, a few minutes")
+    parser.add_argument("--out", default=None, help="JSON output path")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "perf-scaling.png"))
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(
+        args.out
+        or ROOT / "benchmarks" / "results" / f"camu-cpu{'-quick' if args.quick else ''}.json"
+    )
+    report: dict = {
+        "command": "python benchmarks/bench_camu.py" + (" --quick" if args.quick else ""),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout,
+        },
+    }
+    sections = ["floor", "camu-class fast", "camu-class reference", "training", "random-10%"]
+    fractions = [0.01, 0.05, 0.10] if args.quick else [0.01, 0.05, 0.10, 0.20, 0.40]
+    sections += [f"scaling {f:.0%}" for f in fractions] + ([] if args.no_profile else ["profile"])
+    bar = tqdm(total=len(sections), desc="benchmark")
+
+    n_floor = 60 if args.quick else 200
+
+    def measure_floor() -> dict:
+        return {
+            "fwd_bwd_s_b32": floor(32, n_floor, False),
+            "fwd_bwd_s_b64": floor(64, n_floor, False),
+            "step_s_b32": floor(32, n_floor, True),
+            "step_s_b64": floor(64, n_floor, True),
+            "eval_s_per_row": eval_floor(),
+        }
+
+    # The floor is measured at the start and again at the end of the run; the ratios use the
+    # faster of the two (the machine is shared: the lower time is the truer floor, and it
+    # makes our ratios larger, not smaller).
+    report["floor_start"] = measure_floor()
+    bar.update()
+
+    fl = dict(report["floor_start"])  # replaced by the min of start and end below
+    data = load_dataset("mnist", progress=False)
+    probe_split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    original, info = ModelCache().get(
+        data,
+        probe_split,
+        "original",
+        model="cnn",
+        recipe=Recipe(),
+        seed=0,
+        device=CPU,
+        progress=True,
+    )
+    report["original"] = {"cached": info["cached"], "path": info.get("path")}
+    graph = load_graph(CAMU, preset="mnist-class")
+
+    runs = {}
+    for executor in ("fast", "reference"):
+        runs[executor], split = camu_run(graph, original, data, "class:0", executor)
+        bar.update()
+    report["camu_class0"] = runs
+    report["floor_end"] = measure_floor()
+    fl = {k: min(report["floor_start"][k], report["floor_end"][k]) for k in fl}
+    for b in (32, 64):
+        fl[f"fwd_bwd_samples_per_s_b{b}"] = b / fl[f"fwd_bwd_s_b{b}"]
+    report["floor"] = fl
+    steps = sum(runs["fast"]["steps"].values())
+    concat = 2 * graph.schedule.batch_size
+    floor_loop = {
+        "fwd_bwd": steps * fl[f"fwd_bwd_s_b{concat}"],
+        "step": steps * fl[f"step_s_b{concat}"],
+    }
+    report["ratios"] = {
+        "fast_over_reference_loop": runs["fast"]["loop_s"] / runs["reference"]["loop_s"],
+        "fast_over_reference_pipeline": runs["fast"]["pipeline_s"]
+        / runs["reference"]["pipeline_s"],
+        "floor_loop_fwd_bwd_s": floor_loop["fwd_bwd"],
+        "floor_loop_step_s": floor_loop["step"],
+        "fast_over_floor_fwd_bwd": runs["fast"]["loop_s"] / floor_loop["fwd_bwd"],
+        "fast_over_floor_step": runs["fast"]["loop_s"] / floor_loop["step"],
+        "reference_over_floor_step": runs["reference"]["loop_s"] / floor_loop["step"],
+    }
+
+    training = training_epoch(data, 300 if args.quick else None)
+    n_train = data.train_x.shape[0]
+    training["floor_epoch_fwd_bwd_s"] = (n_train / 32) * fl["fwd_bwd_s_b32"]
+    training["floor_epoch_step_s"] = (n_train / 32) * fl["step_s_b32"]
+    training["over_floor_fwd_bwd"] = training["epoch_s"] / training["floor_epoch_fwd_bwd_s"]
+    training["over_floor_step"] = training["epoch_s"] / training["floor_epoch_step_s"]
+    report["training"] = training
+    bar.update()
+
+    # Unlearning vs retraining: the oracle is the 20-epoch recipe on the retain set; its time
+    # is the measured per-epoch time scaled by |retain| / |train| and 20 epochs.
+    retrain = {}
+    epoch_s = training["epoch_s"]
+    cls = runs["fast"]
+    retain_rows = n_train - cls["forget_rows"]
+    retrain["class0"] = {
+        "unlearn_s": cls["unlearn_total_s"],
+        "retrain_estimate_s": 20 * epoch_s * retain_rows / n_train,
+    }
+    graph_random = load_graph(CAMU, preset="mnist-random")
+    epochs_random = graph_random.schedule.epochs
+    if args.quick:  # one epoch, extrapolated to the preset's epochs
+        graph_random_run = load_graph(CAMU, preset="mnist-random", overrides={"schedule.epochs": 1})
+    else:
+        graph_random_run = graph_random
+    rnd, _ = camu_run(graph_random_run, original, data, "random:0.1", "fast", evaluate_it=False)
+    scale = epochs_random / graph_random_run.schedule.epochs
+    rnd_unlearn = rnd["materialise_s"] + rnd["loop_s"] * scale
+    retrain["random10"] = {
+        "unlearn_s": rnd_unlearn,
+        "epochs": epochs_random,
+        "extrapolated_from_epochs": graph_random_run.schedule.epochs,
+        "retrain_estimate_s": 20 * epoch_s * (n_train - rnd["forget_rows"]) / n_train,
+    }
+    for v in retrain.values():
+        v["fraction"] = v["unlearn_s"] / v["retrain_estimate_s"]
+    report["unlearn_vs_retrain"] = retrain
+    bar.update()
+
+    points = []
+    g1 = load_graph(CAMU, preset="mnist-random", overrides={"schedule.epochs": 1})
+    for f in fractions:
+        rec, _ = camu_run(g1, original, data, f"random:{f}", "fast", evaluate_it=False)
+        n_steps = sum(rec["steps"].values())
+        points.append(
+            {
+                "forget_fraction": f,
+                "forget_rows": rec["forget_rows"],
+                "steps": n_steps,
+                "materialise_s": rec["materialise_s"],
+                "loop_s": rec["loop_s"],
+                "floor_s": n_steps * fl[f"step_s_b{concat}"],
+                "loop_samples_per_s": rec["loop_samples_per_s"],
+            }
+        )
+        bar.update()
+    report["scaling"] = points
+    plot_scaling(points, Path(args.plot))
+    report["scaling_plot"] = str(args.plot)
+
+    if not args.no_profile:
+        report["profile_fast_1epoch"] = profile_fast(graph, original, data, split)
+        bar.update()
+    bar.close()
+    report["machine"]["uptime_after"] = subprocess.run(
+        ["uptime"], capture_output=True, text=True
+    ).stdout
+    report["machine"]["ru_maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(report, indent=2, default=str))
+    os.replace(tmp, out)
+    print(table(report))
+    print(f"\nJSON: {out}\nplot: {args.plot}")
+    return report
+
+
+def table(r: dict) -> str:
+    """The report as Markdown tables."""
+    fl, runs, rat = r["floor"], r["camu_class0"], r["ratios"]
+    lines = [
+        "| compute floor (MNIST CNN, 1 thread) | ms/step | samples/s |",
+        "|---|---|---|",
+    ]
+    for b in (32, 64):
+        lines.append(
+            f"| fwd+bwd, batch {b} | {fl[f'fwd_bwd_s_b{b}'] * 1e3:.2f} |"
+            f" {b / fl[f'fwd_bwd_s_b{b}']:.0f} |"
+        )
+        lines.append(
+            f"| fwd+bwd+Adam, batch {b} | {fl[f'step_s_b{b}'] * 1e3:.2f} |"
+            f" {b / fl[f'step_s_b{b}']:.0f} |"
+        )
+    lines.append(f"| eval forward, batch 1024 | — | {1 / fl['eval_s_per_row']:.0f} |")
+    lines += [
+        "",
+        "| CaMU MNIST class 0 | split s | counterfactuals s | loop s | evaluate s |"
+        " pipeline s | loop samples/s | peak RSS MiB (unlearn / eval) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for ex, run in runs.items():
+        lines.append(
+            f"| {ex} | {run['split_s']:.3f} | {run['materialise_s']:.3f} | {run['loop_s']:.2f} |"
+            f" {run['evaluate_s']:.2f} | {run['pipeline_s']:.2f} |"
+            f" {run['loop_samples_per_s']:.0f} | {run['memory_unlearn']['peak_rss_mib']:.0f} /"
+            f" {run['memory_evaluate']['peak_rss_mib']:.0f} |"
+        )
+    lines += [
+        "",
+        f"- loop floor ({sum(runs['fast']['steps'].values())} stage steps at batch 64):"
+        f" fwd+bwd {rat['floor_loop_fwd_bwd_s']:.2f} s,"
+        f" fwd+bwd+Adam {rat['floor_loop_step_s']:.2f} s",
+        f"- fast / reference loop: {rat['fast_over_reference_loop']:.2f};"
+        f" pipeline: {rat['fast_over_reference_pipeline']:.2f}",
+        f"- fast / floor: {rat['fast_over_floor_fwd_bwd']:.2f} (fwd+bwd),"
+        f" {rat['fast_over_floor_step']:.2f} (fwd+bwd+Adam);"
+        f" reference / floor (fwd+bwd+Adam): {rat['reference_over_floor_step']:.2f}",
+    ]
+    t = r["training"]
+    lines.append(
+        f"- original training: {t['epoch_s']:.1f} s/epoch"
+        f"{' (extrapolated from ' + str(t['rows_timed']) + ' rows)' if t['extrapolated'] else ''};"
+        f" floor {t['floor_epoch_fwd_bwd_s']:.1f} s (fwd+bwd), {t['floor_epoch_step_s']:.1f} s"
+        f" (+Adam); ratio {t['over_floor_fwd_bwd']:.2f} / {t['over_floor_step']:.2f}"
+    )
+    for k, v in r["unlearn_vs_retrain"].items():
+        lines.append(
+            f"- {k}: unlearning {v['unlearn_s']:.1f} s vs retrain (20 epochs, estimated)"
+            f" {v['retrain_estimate_s']:.0f} s = {100 * v['fraction']:.1f}%"
+        )
+    lines += [
+        "",
+        "| forget % | rows | steps | loop s | floor s | loop/floor |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in r["scaling"]:
+        lines.append(
+            f"| {100 * p['forget_fraction']:.0f} | {p['forget_rows']} | {p['steps']} |"
+            f" {p['loop_s']:.2f} | {p['floor_s']:.2f} | {p['loop_s'] / p['floor_s']:.2f} |"
+        )
+    if "profile_fast_1epoch" in r:
+        lines += ["", "| top ops, fast loop (torch.profiler) | self CPU ms | share | calls |"]
+        lines.append("|---|---|---|---|")
+        for e in r["profile_fast_1epoch"]:
+            lines.append(
+                f"| {e['op']} | {e['self_cpu_ms']:.0f} | {100 * e['share']:.1f}% | {e['calls']} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
