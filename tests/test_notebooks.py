@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-DIGITS = ("01-quickstart", "02-ablations", "03-your-own-method")
+DIGITS = ("01-quickstart", "02-ablations", "03-your-own-method", "05-baselines-and-sweeps")
 MNIST = "04-real-data-mnist"
 CELL_TIMEOUT_S = 600
 
@@ -79,6 +79,7 @@ EXPECTED = {
         "| metric | original | camu | distill-uniform | distill-random-teacher |"
     ],
     MNIST: ["| Forget acc (train) |", "forget accuracy"],
+    "05-baselines-and-sweeps": ["| retrain oracle |", "| random-label |", "second run: 0 runs"],
 }
 
 
