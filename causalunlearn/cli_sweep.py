@@ -57,6 +57,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-plots", action="store_true", help="write no plots")
     parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="compute nothing: summarise the runs already finished in --out (e.g. while the"
+        " sweep still runs elsewhere)",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="recompute cells made with other settings"
     )
     parser.add_argument("--model", help="registered model (default per dataset)")
@@ -165,7 +171,10 @@ def _run(entries, datasets, scenarios, settings, out, args) -> int:
         f" scenario(s) × {len(settings.seeds)} seed(s) = {total} runs → {out}",
         file=sys.stderr,
     )
-    sweep.run()
+    if args.summary_only:
+        sweep.summarise()
+    else:
+        sweep.run()
     print((Path(out) / "summary.md").read_text())
     print(f"sweep folder: {out} (summary.md, summary.json, runs/, plots/)")
     return 0

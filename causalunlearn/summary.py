@@ -151,6 +151,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                     for k in keys
                 ]
                 name = {"original": "original", "oracle": "retrain oracle"}.get(label, label)
+                seeds = rows[label].get("seeds")
+                if seeds is not None and len(seeds) < len(summary["describe"]["seeds"]):
+                    name += f" (seeds {', '.join(map(str, seeds))} only)"
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")
     return "\n".join(lines)

@@ -513,6 +513,7 @@ class Sweep:
         curves = {}
         for role in ("original", "oracle"):
             rows[role] = _stats([m[role] for _, m, _ in refs], None)
+            rows[role]["seeds"] = [seed for seed, _, _ in refs]
             runs = [extra.get(role, {}).get("relearning_curve") for _, _, extra in refs]
             if runs and all(runs):
                 curves[role] = runs
