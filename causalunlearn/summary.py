@@ -152,7 +152,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                 ]
                 name = {"original": "original", "oracle": "retrain oracle"}.get(label, label)
                 seeds = rows[label].get("seeds")
-                if seeds is not None and len(seeds) < len(summary["describe"]["seeds"]):
+                failed = table.get("failures", {}).get(label)
+                if failed:
+                    name += (
+                        f" (failed on seed {', '.join(map(str, failed['seeds']))}:"
+                        f" {', '.join(failed['errors'])})"
+                    )
+                elif seeds is not None and len(seeds) < len(summary["describe"]["seeds"]):
                     name += f" (seeds {', '.join(map(str, seeds))} only)"
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")

@@ -125,6 +125,27 @@ class SweepSettings:
         }
 
 
+#: Errors that make a run a failed cell instead of stopping the sweep.
+FAILURES = (RunError,)
+FAILURE_CODES = ("non-finite-loss",)
+
+
+def _failed_cell(entry, dataset, scenario, seed, identity, err: RunError) -> dict[str, Any]:
+    if getattr(err, "code", None) not in FAILURE_CODES:
+        raise err
+    return {
+        "format": CELL_FORMAT,
+        "status": "failed",
+        "identity": identity,
+        "method": {"label": entry.label, "source": entry.source},
+        "dataset": dataset,
+        "scenario": scenario,
+        "seed": seed,
+        "error": {"code": err.code, "message": str(err)},
+        "finished": time.time(),
+    }
+
+
 def _safe(text: str) -> str:
     return text.replace(":", "-").replace(",", "_").replace("/", "_").replace("=", "")
 
@@ -234,6 +255,9 @@ class Sweep:
         )
 
     # -- running --------------------------------------------------------------------------------
+    # A run that stops with a non-finite loss is written as a *failed* cell (its error named);
+    # the sweep goes on, resuming skips it like a finished one (it is deterministic), and the
+    # summary says which seeds failed.
 
     def run(self) -> dict[str, Any]:
         """Compute every missing cell, then write the summary (and plots); return the summary."""
@@ -266,7 +290,10 @@ class Sweep:
                     contexts.clear()  # one (dataset, scenario, seed) in memory at a time
                     contexts[key] = self._context(dataset, scenario, seed)
                 bar.set_postfix_str(f"{entry.label} {dataset} {scenario} seed {seed}")
-                cell = self._run_cell(entry, contexts[key], dataset, scenario, seed, identity)
+                try:
+                    cell = self._run_cell(entry, contexts[key], dataset, scenario, seed, identity)
+                except FAILURES as err:  # a diverged method is a result, not a crash
+                    cell = _failed_cell(entry, dataset, scenario, seed, identity, err)
                 _write_json(path, cell)
                 bar.update(1)
                 done += 1
@@ -509,8 +536,9 @@ class Sweep:
                 ref = json.loads(path.read_text())
                 refs.append((seed, ref["metrics"], ref.get("extra", {})))
         oracle_by_seed = {seed: m["oracle"] for seed, m, _ in refs}
-        rows = {}
+        rows: dict[str, Any] = {}
         curves = {}
+        failures: dict[str, Any] = {}
         for role in ("original", "oracle"):
             rows[role] = _stats([m[role] for _, m, _ in refs], None)
             rows[role]["seeds"] = [seed for seed, _, _ in refs]
@@ -518,12 +546,20 @@ class Sweep:
             if runs and all(runs):
                 curves[role] = runs
         for entry in self.entries:
-            cells = []
+            cells, failed = [], []
             for seed in self.settings.seeds:
                 path = self.cell_path(entry.label, dataset, scenario, seed)
                 if path.is_file():
-                    cells.append(json.loads(path.read_text()))
+                    cell = json.loads(path.read_text())
+                    (failed if cell.get("status") == "failed" else cells).append(cell)
+            if failed:
+                failures[entry.label] = {
+                    "seeds": [c["seed"] for c in failed],
+                    "errors": sorted({c["error"]["code"] for c in failed}),
+                }
             if not cells:
+                if failed:
+                    rows[entry.label] = {"seeds": []}
                 continue
             per_seed = [c["metrics"] for c in cells]
             oracles = [oracle_by_seed.get(c["seed"]) for c in cells]
@@ -534,6 +570,7 @@ class Sweep:
         methods = [e.label for e in self.entries if e.label in rows]
         best = best_per_column(rows, methods)
         return {
+            "failures": failures,
             "dataset": dataset,
             "scenario": scenario,
             "methods": methods,

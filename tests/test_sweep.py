@@ -230,3 +230,23 @@ def test_the_python_example_of_the_sweeps_page_runs(tmp_path, monkeypatch):
     rows = namespace["summary"]["tables"][0]["rows"]
     assert {"finetune", "ssd", "camu", "camu-no-cut-forget-y"} <= set(rows)
     assert set(rows["camu"]["forget_acc"]) >= {"mean", "std", "n", "gap", "gap_std"}
+
+
+def test_a_diverging_method_is_a_failed_run_not_a_crashed_sweep(tmp_path):
+    neggrad = apply_overrides(
+        load_graph(ROOT / "graphs" / "baselines" / "neggrad.yaml"),
+        {"stages.unlearn.lr": 1e4, "schedule.epochs": 5},
+    )
+    entries = [Entry("blowup", neggrad, None), load_entry(str(FINETUNE))]
+    summary = Sweep(entries, ["digits"], ["class:0"], _settings(), tmp_path).run()
+    cell = json.loads(
+        (tmp_path / "runs" / "blowup" / "digits" / "class-0" / "seed0.json").read_text()
+    )
+    assert cell["status"] == "failed" and cell["error"]["code"] == "non-finite-loss"
+    table = summary["tables"][0]
+    assert table["failures"]["blowup"]["seeds"] == [0, 1]
+    assert "finetune" in table["rows"] and "forget_acc" in table["rows"]["finetune"]
+    assert "blowup (failed on seed 0, 1: non-finite-loss)" in (tmp_path / "summary.md").read_text()
+    ran = []  # a failed run is deterministic: resuming does not repeat it
+    Sweep(entries, ["digits"], ["class:0"], _settings(), tmp_path, on_cell=ran.append).run()
+    assert ran == []
