@@ -26,6 +26,7 @@ from causalunlearn.cli_sweep import (
     add_compare_arguments,
     compare_command,
 )
+from causalunlearn.cli_tune import add_tune_arguments, tune_command
 from causalunlearn.errors import CausalUnlearnError, GraphError
 
 #: Environment variable naming the folder that ``causalunlearn graphs`` lists.
@@ -249,6 +250,12 @@ register_command(
     "run a graph and one ablation per intervention edge; summary, plots, ablation figure",
     add_ablate_arguments,
     ablate_command,
+)
+register_command(
+    "tune",
+    "choose hyperparameters on a validation task carved from the training data (never test)",
+    add_tune_arguments,
+    tune_command,
 )
 
 

@@ -49,8 +49,11 @@ class Entry:
 
 
 def dataset_family(dataset: str) -> str:
-    """``cifar`` for the CIFAR datasets, the dataset name otherwise (preset name prefix)."""
-    return "cifar" if dataset.startswith("cifar") else dataset
+    """``cifar`` for the CIFAR datasets, the dataset name otherwise (preset name prefix); a
+    validation view (``mnist-val20-s100``) has the family of its base dataset."""
+    from causalunlearn.data.views import view_base  # lazy: keeps this module free of torch
+
+    return "cifar" if dataset.startswith("cifar") else view_base(dataset)
 
 
 def auto_preset(method: Any, dataset: str, scenario: str) -> str | None:

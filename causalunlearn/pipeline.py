@@ -20,6 +20,7 @@ from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
 from causalunlearn.data import TensorData, default_cache_dir
 from causalunlearn.data.splits import Split
+from causalunlearn.data.views import view_base
 from causalunlearn.errors import CausalUnlearnError, RunError
 from causalunlearn.execute import apply_run_options, check_executor
 from causalunlearn.graph import spec as S
@@ -62,8 +63,9 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 def _model_name(data: TensorData, model: str | None) -> str:
     if model:
         return model
-    base = data.name.split("-jpeg")[0] if data.name.startswith("cifar") else data.name
-    return DEFAULT_MODELS.get(data.name, DEFAULT_MODELS.get(base, "mlp"))
+    name = view_base(data.name)  # a validation view uses its dataset's model
+    base = name.split("-jpeg")[0] if name.startswith("cifar") else name
+    return DEFAULT_MODELS.get(name, DEFAULT_MODELS.get(base, "mlp"))
 
 
 def train_from_scratch(

@@ -213,7 +213,9 @@ def load_dataset(
 
     Args:
         name: Registered name: ``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``,
-            ``cifar100`` or one added with :func:`register_dataset`.
+            ``cifar100`` or one added with :func:`register_dataset`; or a validation view of
+            one, ``<name>-val<percent>-s<seed>`` (e.g. ``mnist-val20-s100``: 20% of the
+            training rows held out as its test set, see :mod:`causalunlearn.data.views`).
         data_root: Folder holding the data (see :func:`resolve_data_root`); never written to.
         download: If the files are not under the data root, download them with torchvision
             into the cache dir (needs internet).
@@ -231,6 +233,14 @@ def load_dataset(
     key = _key(name)
     loader = DATASETS.get(key)
     if loader is None:
+        from causalunlearn.data.views import parse_view_name, validation_view
+
+        view = parse_view_name(key)
+        if view is not None and view[0] in DATASETS:
+            base = load_dataset(
+                view[0], data_root, download=download, cache_dir=cache_dir, progress=progress
+            )
+            return validation_view(base, view[1], view[2])
         raise DataError(
             "unknown-dataset",
             f"no dataset named {name!r}; registered: {', '.join(sorted(DATASETS))}",

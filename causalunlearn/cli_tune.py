@@ -1,0 +1,135 @@
+"""``causalunlearn tune``: choose a method's hyperparameters on a validation task.
+
+A thin shell over :func:`causalunlearn.tuning.tune` (the protocol is in its module docstring and
+in docs/baselines.md, "Tuning protocol")::
+
+    causalunlearn tune graphs/baselines/neggrad.yaml --dataset digits --scenario class:0 \\
+        --grid stages.unlearn.lr=1e-3,1e-2 --grid schedule.epochs=2,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from causalunlearn.cli_run import _seeds
+
+
+def _classes(text: str) -> list[int]:
+    try:
+        values = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"proxy classes are integers separated by commas, got '{text}'"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("give a class, e.g. --proxy-class 1")
+    return values
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a fraction such as 0.2, got '{text}'") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"the fraction must be in (0, 1), got {value:g}")
+    return value
+
+
+def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``causalunlearn tune``."""
+    parser.add_argument("graph", metavar="GRAPH", help="graph or method entry file to tune")
+    parser.add_argument("--dataset", default="digits", help="the real dataset (default digits)")
+    parser.add_argument(
+        "--scenario",
+        default="class:0",
+        help="the real scenario, class:C or random:F (default class:0); the validation task"
+        " removes another class, or a fresh random draw",
+    )
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="PATH=V1,V2",
+        help="candidate values of a field (repeatable; the grid is the product). Default: every"
+        " stage learning rate of the current preset × 0.1, 1, 10 (3 candidates per graph)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.2,
+        help="share of the training rows held out as validation rows (default 0.2)",
+    )
+    parser.add_argument(
+        "--view-seed", type=int, default=100, help="seed of the validation hold-out (default 100)"
+    )
+    parser.add_argument(
+        "--proxy-class",
+        type=_classes,
+        help="class(es) removed in the validation task (class removal; default (c+1) mod C)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=[100],
+        help="tuning seeds: split, original, oracle and unlearning of the validation task"
+        " (default 100; several measure the oracle's noise floor)",
+    )
+    parser.add_argument("--out", help="tuning folder (default runs/tune-<graph>-<dataset>-<kind>)")
+    parser.add_argument("--overwrite", action="store_true", help="recompute mismatched cells")
+    parser.add_argument("--model", help="registered model (default per dataset)")
+    parser.add_argument("--epochs-original", type=int, help="epochs of original/oracle training")
+    parser.add_argument(
+        "--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)"
+    )
+    parser.add_argument(
+        "--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)"
+    )
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument(
+        "--attacker", default="gbdt", help="attacker of the CaMU MIA: gbdt or xgboost"
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (1 suits small models)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    """Handler of ``causalunlearn tune``: run the grid, print the table and the preset line."""
+    from causalunlearn.entries import load_method_file
+    from causalunlearn.recipes import Recipe
+    from causalunlearn.sweep import SweepSettings
+    from causalunlearn.tuning import parse_grid, tune, tuning_markdown
+
+    grid = parse_grid(args.grid) if args.grid else None
+    method = load_method_file(args.graph)
+    kind = args.scenario.partition(":")[0]
+    out = args.out or f"runs/tune-{method.name}-{args.dataset}-{kind}"
+    settings = SweepSettings(
+        seeds=tuple(args.seeds),
+        model=args.model,
+        recipe=Recipe(epochs=args.epochs_original) if args.epochs_original else Recipe(),
+        attacker=args.attacker,
+        data_root=args.data_root,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        threads=args.threads,
+        progress=not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI"),
+    )
+    report = tune(
+        method,
+        args.dataset,
+        args.scenario,
+        settings,
+        out,
+        grid=grid,
+        val_fraction=args.val_fraction,
+        view_seed=args.view_seed,
+        proxy_class=args.proxy_class,
+        overwrite=args.overwrite,
+        source=args.graph,
+    )
+    print(tuning_markdown(report))
+    print(f"tuning folder: {out} (tuning.md, tuning.json, summary.md, runs/)")
+    return 0
