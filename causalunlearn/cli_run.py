@@ -13,16 +13,64 @@ from pathlib import Path
 from causalunlearn.errors import RunError
 
 
-def _seeds(text: str) -> list[int]:
+def int_list(text: str, what: str = "seeds", example: str = "--seeds 0,1,2") -> list[int]:
+    """Comma-separated integers (an argparse type); ``what``/``example`` word the errors."""
     try:
-        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
+        values = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"seeds are integers separated by commas, got '{text}'"
+            f"{what} are integers separated by commas, got '{text}'"
         ) from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed, e.g. --seeds 0,1,2")
-    return seeds
+    if not values:
+        raise argparse.ArgumentTypeError(f"give at least one, e.g. {example}")
+    return values
+
+
+def _seeds(text: str) -> list[int]:
+    return int_list(text)
+
+
+def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where data and models come from, how to run (shared by run, compare, ablate, tune)."""
+    parser.add_argument(
+        "--model",
+        help="registered model (default: mlp for digits, cnn for MNIST, resnet18 for CIFAR)",
+    )
+    parser.add_argument(
+        "--epochs-original", type=int, help="epochs of original/oracle training (official: 20)"
+    )
+    parser.add_argument(
+        "--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)"
+    )
+    parser.add_argument(
+        "--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)"
+    )
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument(
+        "--attacker", default="gbdt", help="attacker of the CaMU MIA: gbdt or xgboost"
+    )
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads for torch (default: torch's; 1 suits small models)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--executor",
+        choices=["fast", "reference"],
+        default="fast",
+        help="fast (default) or reference (the faithful oracle; docs/performance.md)",
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal, outside CI, and unless --no-progress."""
+    return not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def recipe_of(args: argparse.Namespace):
+    """The original/oracle training recipe (``--epochs-original`` changes the epochs)."""
+    from causalunlearn.recipes import Recipe
+
+    return Recipe(epochs=args.epochs_original) if args.epochs_original else Recipe()
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,43 +96,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--set", action="append", default=[], metavar="PATH=VALUE", help="override a graph field"
     )
     parser.add_argument(
-        "--model",
-        help="registered model (default: mlp for digits, cnn for MNIST, resnet18 for CIFAR)",
-    )
-    parser.add_argument(
         "--checkpoint", help="your trained original model (state_dict) instead of training one"
-    )
-    parser.add_argument(
-        "--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)"
-    )
-    parser.add_argument(
-        "--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)"
-    )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    parser.add_argument(
-        "--attacker", default="gbdt", help="membership-inference attacker: gbdt or xgboost"
-    )
-    parser.add_argument(
-        "--epochs-original", type=int, help="epochs of original/oracle training (official: 20)"
     )
     parser.add_argument("--no-oracle", action="store_true", help="skip the retrain oracle")
     parser.add_argument("--out", help="run folder (default: runs/<graph>-<dataset>-<scenario>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--threads", type=int, help="CPU threads for torch (default: torch's; 1 suits small models)"
-    )
-    add_executor_argument(parser)
-
-
-def add_executor_argument(parser: argparse.ArgumentParser) -> None:
-    """``--executor fast|reference`` (run and sweeps)."""
-    parser.add_argument(
-        "--executor",
-        choices=["fast", "reference"],
-        default="fast",
-        help="fast (default) or reference (the faithful oracle; docs/performance.md)",
-    )
+    add_setup_arguments(parser)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -92,7 +109,6 @@ def run_command(args: argparse.Namespace) -> int:
     from causalunlearn.experiment import RunSettings, markdown_table, run_experiment
     from causalunlearn.graph import parse_assignments
     from causalunlearn.methods import load_any
-    from causalunlearn.recipes import Recipe
 
     overrides = parse_assignments(args.set)
     graph = load_any(args.graph, preset=args.preset, overrides=overrides)
@@ -103,7 +119,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"no checkpoint at {args.checkpoint}",
             "pass a state_dict saved with torch.save",
         )
-    recipe = Recipe(epochs=args.epochs_original) if args.epochs_original else Recipe()
+    recipe = recipe_of(args)
     settings = RunSettings(
         dataset=args.dataset,
         scenario=scenario,
@@ -118,7 +134,7 @@ def run_command(args: argparse.Namespace) -> int:
         oracle=not args.no_oracle,
         threads=args.threads,
         executor=args.executor,
-        progress=not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI"),
+        progress=show_progress(args),
     )
     safe = scenario.replace(":", "-").replace(",", "_").replace("/", "_")
     out = args.out or f"runs/{graph.name}-{args.dataset}-{safe}"

@@ -16,12 +16,11 @@ flags::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from causalunlearn.cli_run import _seeds, add_executor_argument
+from causalunlearn.cli_run import _seeds, add_setup_arguments, recipe_of, show_progress
 from causalunlearn.errors import RunError, did_you_mean
 
 SWEEP_FILE_KEYS = (
@@ -65,21 +64,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="recompute cells made with other settings"
     )
-    parser.add_argument("--model", help="registered model (default per dataset)")
-    parser.add_argument("--epochs-original", type=int, help="epochs of original/oracle training")
-    parser.add_argument(
-        "--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)"
-    )
-    parser.add_argument(
-        "--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)"
-    )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    parser.add_argument(
-        "--attacker", default="gbdt", help="attacker of the CaMU MIA: gbdt or xgboost"
-    )
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (1 suits small models)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_executor_argument(parser)
+    add_setup_arguments(parser)
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,14 +118,14 @@ def read_sweep_file(path: str) -> dict[str, Any]:
     return data
 
 
-def _settings(args: argparse.Namespace, seeds, relearn: bool, curves: bool):
-    from causalunlearn.recipes import Recipe
+def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curves: bool = False):
+    """:class:`~causalunlearn.sweep.SweepSettings` from the setup arguments."""
     from causalunlearn.sweep import SweepSettings
 
     return SweepSettings(
         seeds=tuple(seeds),
         model=args.model,
-        recipe=Recipe(epochs=args.epochs_original) if args.epochs_original else Recipe(),
+        recipe=recipe_of(args),
         attacker=args.attacker,
         relearn=relearn,
         curves=curves,
@@ -148,8 +133,8 @@ def _settings(args: argparse.Namespace, seeds, relearn: bool, curves: bool):
         cache_dir=args.cache_dir,
         device=args.device,
         threads=args.threads,
+        progress=show_progress(args),
         executor=args.executor,
-        progress=not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI"),
     )
 
 
@@ -204,7 +189,7 @@ def compare_command(args: argparse.Namespace) -> int:
     datasets = args.dataset or file.get("datasets") or ["digits"]
     scenarios = args.scenario or [str(s) for s in file.get("scenarios", [])] or ["class:0"]
     seeds = args.seeds or file.get("seeds") or [0, 1, 2]
-    settings = _settings(
+    settings = sweep_settings(
         args,
         seeds,
         args.relearn or bool(file.get("relearn")),
@@ -220,7 +205,7 @@ def ablate_command(args: argparse.Namespace) -> int:
 
     graph = load_graph(args.graph)
     entries = ablation_entries(graph, source=args.graph, preset=args.preset or "auto")
-    settings = _settings(args, args.seeds or [0, 1, 2], args.relearn, args.curves)
+    settings = sweep_settings(args, args.seeds or [0, 1, 2], args.relearn, args.curves)
     out = args.out or f"runs/ablate-{graph.name}"
     return _run(
         entries, args.dataset or ["digits"], args.scenario or ["class:0"], settings, out, args

@@ -10,22 +10,12 @@ in docs/baselines.md, "Tuning protocol")::
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from causalunlearn.cli_run import _seeds
+from causalunlearn.cli_run import _seeds, add_setup_arguments, int_list
 
 
 def _classes(text: str) -> list[int]:
-    try:
-        values = [int(s) for s in text.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"proxy classes are integers separated by commas, got '{text}'"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError("give a class, e.g. --proxy-class 1")
-    return values
+    return int_list(text, "proxy classes", "--proxy-class 1")
 
 
 def _fraction(text: str) -> float:
@@ -79,44 +69,20 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="tuning folder (default runs/tune-<graph>-<dataset>-<kind>)")
     parser.add_argument("--overwrite", action="store_true", help="recompute mismatched cells")
-    parser.add_argument("--model", help="registered model (default per dataset)")
-    parser.add_argument("--epochs-original", type=int, help="epochs of original/oracle training")
-    parser.add_argument(
-        "--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)"
-    )
-    parser.add_argument(
-        "--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)"
-    )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    parser.add_argument(
-        "--attacker", default="gbdt", help="attacker of the CaMU MIA: gbdt or xgboost"
-    )
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (1 suits small models)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_setup_arguments(parser)
 
 
 def tune_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn tune``: run the grid, print the table and the preset line."""
+    from causalunlearn.cli_sweep import sweep_settings
     from causalunlearn.entries import load_method_file
-    from causalunlearn.recipes import Recipe
-    from causalunlearn.sweep import SweepSettings
     from causalunlearn.tuning import parse_grid, tune, tuning_markdown
 
     grid = parse_grid(args.grid) if args.grid else None
     method = load_method_file(args.graph)
     kind = args.scenario.partition(":")[0]
     out = args.out or f"runs/tune-{method.name}-{args.dataset}-{kind}"
-    settings = SweepSettings(
-        seeds=tuple(args.seeds),
-        model=args.model,
-        recipe=Recipe(epochs=args.epochs_original) if args.epochs_original else Recipe(),
-        attacker=args.attacker,
-        data_root=args.data_root,
-        cache_dir=args.cache_dir,
-        device=args.device,
-        threads=args.threads,
-        progress=not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI"),
-    )
+    settings = sweep_settings(args, args.seeds)
     report = tune(
         method,
         args.dataset,
