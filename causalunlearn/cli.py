@@ -266,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="causalunlearn",
         description="Causal machine unlearning: validate, draw and run unlearning graphs.",
     )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a Python module first (repeatable), e.g. one that registers your own"
+        " divergence, reference, do-operation or model; the working directory is searched",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help, description=command.help)
@@ -312,6 +321,27 @@ def markdown_reference() -> str:
             os.environ["COLUMNS"] = old
 
 
+def import_user_modules(names: Sequence[str]) -> None:
+    """Import each module named by ``--import`` (the working directory first on the path).
+
+    Raises:
+        CausalUnlearnError: ``import-failed`` naming the module and the reason.
+    """
+    import importlib
+
+    if names and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001 - any failure of user code is reported the same
+            raise CausalUnlearnError(
+                "import-failed",
+                f"--import {name}: {type(err).__name__}: {err}",
+                "give an importable module name (e.g. my_divergences for ./my_divergences.py)",
+            ) from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 error, 2 usage error).
 
@@ -327,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        import_user_modules(args.imports)
         return int(args.handler(args))
     except CausalUnlearnError as err:
         print(f"error: {err}", file=sys.stderr)

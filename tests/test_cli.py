@@ -183,3 +183,32 @@ def test_cli_reference_page_is_current():
         for action in parser._actions:
             missing += [f"{name} {o}" for o in action.option_strings if o not in page]
     assert not missing, f"regenerate docs/cli.md (see its first lines); missing: {missing}"
+
+
+def test_import_option_loads_a_users_divergence_for_any_command(tmp_path, monkeypatch, capsys):
+    from causalunlearn.compile.divergences import DIVERGENCES
+    from causalunlearn.graph import spec as S
+
+    (tmp_path / "my_divs.py").write_text(
+        "from causalunlearn.compile.divergences import register_divergence\n"
+        "@register_divergence('abs_gap_cli')\n"
+        "def abs_gap(value, reference, spec):\n"
+        "    return (value - reference.value).abs().mean()\n"
+    )
+    camu = Path(__file__).resolve().parents[1] / "graphs" / "camu.yaml"
+    graph_file = tmp_path / "mine.yaml"
+    graph_file.write_text(
+        f"format: causalunlearn.graph/v1\nextends: {camu}\nname: mine\n"
+        "set:\n  interventions.keep_retain_z.divergence: {kind: abs_gap_cli}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert main(["validate", str(graph_file)]) == 1  # unknown without the module
+        assert "abs_gap_cli" in capsys.readouterr().out
+        assert main(["--import", "my_divs", "validate", str(graph_file)]) == 0
+        assert "ok" in capsys.readouterr().out
+        assert main(["--import", "no_such_module_xyz", "validate", str(graph_file)]) == 1
+        assert "import-failed" in capsys.readouterr().err
+    finally:
+        DIVERGENCES.pop("abs_gap_cli", None)
+        S.DIVERGENCE_KINDS = tuple(k for k in S.DIVERGENCE_KINDS if k != "abs_gap_cli")
