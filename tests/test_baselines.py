@@ -21,11 +21,9 @@ import torch.nn.functional as F
 from causalunlearn.cli import main
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
-from causalunlearn.data import load_dataset, make_split
 from causalunlearn.graph import load_graph
 from causalunlearn.metrics.accuracy import accuracy_report, predict
-from causalunlearn.pipeline import ModelCache, saliency_masks, unlearn
-from causalunlearn.recipes import Recipe
+from causalunlearn.pipeline import saliency_masks, unlearn
 from causalunlearn.train import run_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,19 +86,8 @@ def accuracies(model, data, split) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def setting(tmp_path_factory):
-    data = load_dataset("digits")
-    split = make_split(data.train_y, "class:0", 0, data.num_classes)
-    original, _ = ModelCache(tmp_path_factory.mktemp("models")).get(
-        data,
-        split,
-        "original",
-        model="mlp",
-        recipe=Recipe(epochs=5),
-        seed=0,
-        device=torch.device("cpu"),
-        progress=False,
-    )
+def setting(digits_class0):
+    data, split, original = digits_class0
     return data, split, original, accuracies(original, data, split)
 
 

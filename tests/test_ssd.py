@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from causalunlearn.data import load_dataset, make_split
 from causalunlearn.errors import CausalUnlearnError, GraphError
 from causalunlearn.graph import Graph
 from causalunlearn.methods import (
@@ -32,8 +31,7 @@ from causalunlearn.methods import (
 )
 from causalunlearn.methods.ssd import dampen_, fisher_importance, importance_rows
 from causalunlearn.metrics.accuracy import accuracy_report, predict
-from causalunlearn.pipeline import ModelCache, Unlearned
-from causalunlearn.recipes import Recipe
+from causalunlearn.pipeline import Unlearned
 
 ROOT = Path(__file__).resolve().parents[1]
 SSD = ROOT / "graphs" / "baselines" / "ssd.yaml"
@@ -41,21 +39,9 @@ CAMU = ROOT / "graphs" / "camu.yaml"
 
 
 @pytest.fixture(scope="module")
-def setting(tmp_path_factory):
-    """Digits, class 0 removed, and an MLP trained for 5 epochs (as tests/test_baselines.py)."""
-    data = load_dataset("digits")
-    split = make_split(data.train_y, "class:0", 0, data.num_classes)
-    original, _ = ModelCache(tmp_path_factory.mktemp("models")).get(
-        data,
-        split,
-        "original",
-        model="mlp",
-        recipe=Recipe(epochs=5),
-        seed=0,
-        device=torch.device("cpu"),
-        progress=False,
-    )
-    return data, split, original
+def setting(digits_class0):
+    """Digits, class 0 removed, and an MLP trained for 5 epochs (tests/conftest.py)."""
+    return digits_class0
 
 
 def accuracies(model, data, split) -> dict[str, float]:
