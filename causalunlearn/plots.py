@@ -72,6 +72,10 @@ def metric_bars(table: Mapping[str, Any], path: str | Path) -> Path:
         stds = [_get(rows[m], key, "std", 0.0) for m in methods]
         positions = list(range(len(methods)))
         ax.barh(positions, means, xerr=stds, color="#4c72b0", capsize=3)
+        failed = table.get("failures", {})
+        for pos, (method, mean) in enumerate(zip(methods, means, strict=True)):
+            if math.isnan(mean):  # no finished run (e.g. every seed diverged)
+                ax.text(0, pos, " failed" if method in failed else " –", va="center", fontsize=7)
         ax.set_yticks(positions, methods, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(label, fontsize=10)
