@@ -108,11 +108,15 @@ def relearning_curves(table: Mapping[str, Any], path: str | Path) -> Path | None
         return None
     plt = _pyplot()
     panels = [k for k in ("forget", "test") if all(k in c[0] for c in curves.values())]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 2.5, 4), squeeze=False)
+    methods = [label for label in curves if label not in ("oracle", "original")]
+    palette = plt.get_cmap("tab20" if len(methods) > 10 else "tab10")
+    colors = {label: palette(i % palette.N) for i, label in enumerate(methods)}
+    colors.update({"oracle": "k", "original": "k"})
     for ax, panel in zip(axes.flat, panels, strict=True):
         for label, runs in curves.items():
             style = {"oracle": "--", "original": ":"}.get(label, "-")
-            color = "k" if label in ("oracle", "original") else None
+            color = colors[label]
             steps = runs[0]["step"]
             length = min(len(r[panel]) for r in runs)
             values = [[r[panel][i] for r in runs] for i in range(length)]
@@ -130,7 +134,7 @@ def relearning_curves(table: Mapping[str, Any], path: str | Path) -> Path | None
         ax.set_ylabel(f"{panel} accuracy (%)")
         ax.set_title(f"{panel} accuracy while relearning", fontsize=10)
         ax.grid(alpha=0.3)
-    axes.flat[-1].legend(fontsize=7, loc="best")
+    axes.flat[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"Relearning curves, {_title(table)}", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
