@@ -250,3 +250,13 @@ def test_a_diverging_method_is_a_failed_run_not_a_crashed_sweep(tmp_path):
     ran = []  # a failed run is deterministic: resuming does not repeat it
     Sweep(entries, ["digits"], ["class:0"], _settings(), tmp_path, on_cell=ran.append).run()
     assert ran == []
+
+
+def test_summary_only_summarises_without_computing(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["compare", str(FINETUNE), "--seeds", "0,1", "--out", str(out), "--no-plots"]
+    assert main([*args[:3], "0", *args[4:]]) == 0  # seed 0 only
+    capsys.readouterr()
+    assert main([*args, "--summary-only"]) == 0  # seed 1 is not computed, only summarised
+    assert not (out / "runs" / "finetune" / "digits" / "class-0" / "seed1.json").exists()
+    assert "| finetune (seeds 0 only) |" in capsys.readouterr().out
