@@ -38,12 +38,26 @@ from tqdm.auto import tqdm
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.graph import load_graph
 from causalunlearn.models.zoo import build_model
-from causalunlearn.pipeline import ModelCache, evaluate, train_from_scratch, unlearn
+from causalunlearn.pipeline import (
+    ModelCache,
+    evaluate,
+    pick_device,
+    train_from_scratch,
+    unlearn,
+)
 from causalunlearn.recipes import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMU = ROOT / "graphs" / "camu.yaml"
 CPU = torch.device("cpu")
+#: The device every timed part runs on (``--device``; the CPU by default).
+DEVICE = CPU
+
+
+def _sync() -> None:
+    """Wait for queued GPU work, so wall times measure it (nothing to do on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def _rss_bytes() -> int:
@@ -76,10 +90,11 @@ def peak_rss(out: dict, key: str, every: float = 0.01):
 
 def floor(batch: int, steps: int, with_step: bool) -> float:
     """Seconds per forward+backward (+ Adam step) of the MNIST CNN on ``batch`` rows."""
-    model = build_model("cnn", 10, (1, 28, 28), seed=0)
+    model = build_model("cnn", 10, (1, 28, 28), seed=0).to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    x, y = x.to(DEVICE), y.to(DEVICE)
 
     def one() -> None:
         opt.zero_grad(set_to_none=True)
@@ -89,21 +104,25 @@ def floor(batch: int, steps: int, with_step: bool) -> float:
 
     for _ in range(max(5, steps // 10)):
         one()
+    _sync()
     start = time.perf_counter()
     for _ in range(steps):
         one()
+    _sync()
     return (time.perf_counter() - start) / steps
 
 
 def eval_floor(rows: int = 8192) -> float:
     """Seconds per row of inference forwards of the CNN at batch 1024."""
-    model = build_model("cnn", 10, (1, 28, 28), seed=0).eval()
-    x = torch.randn(rows, 1, 28, 28)
+    model = build_model("cnn", 10, (1, 28, 28), seed=0).to(DEVICE).eval()
+    x = torch.randn(rows, 1, 28, 28).to(DEVICE)
     with torch.inference_mode():
         model(x[:1024])
+        _sync()
         start = time.perf_counter()
         for i in range(0, rows, 1024):
             model(x[i : i + 1024])
+        _sync()
     return (time.perf_counter() - start) / rows
 
 
@@ -114,7 +133,9 @@ def camu_run(graph, original, data, scenario: str, executor: str, evaluate_it: b
     split = make_split(data.train_y, scenario, 0, data.num_classes)
     record["split_s"] = time.perf_counter() - t
     with peak_rss(record, "memory_unlearn"):
-        result = unlearn(graph, original, data, split, seed=0, progress=False, executor=executor)
+        result = unlearn(
+            graph, original, data, split, seed=0, progress=False, executor=executor, device=DEVICE
+        )
     record["materialise_s"] = result.seconds["materialise"]
     record["loop_s"] = result.seconds["loop"]
     record["unlearn_total_s"] = result.seconds["total"]
@@ -126,7 +147,7 @@ def camu_run(graph, original, data, scenario: str, executor: str, evaluate_it: b
     if evaluate_it:
         t = time.perf_counter()
         with peak_rss(record, "memory_evaluate"):
-            record["metrics"] = evaluate(result.model, data, split, seed=0)
+            record["metrics"] = evaluate(result.model, data, split, seed=0, device=DEVICE)
         record["evaluate_s"] = time.perf_counter() - t
         record["pipeline_s"] = record["split_s"] + record["unlearn_total_s"] + record["evaluate_s"]
     return record, split
@@ -148,7 +169,7 @@ def training_epoch(data, steps: int | None) -> dict:
         model="cnn",
         recipe=Recipe(epochs=1),
         seed=0,
-        device=CPU,
+        device=DEVICE,
         progress=False,
     )
     wall = time.perf_counter() - t
@@ -168,8 +189,9 @@ def profile_fast(graph, original, data, split, top: int = 15) -> list[dict]:
     from torch.profiler import ProfilerActivity, profile
 
     g1 = load_graph(CAMU, preset="mnist-class", overrides={"schedule.epochs": 1})
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        unlearn(g1, original, data, split, seed=0, progress=False, executor="fast")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        unlearn(g1, original, data, split, seed=0, progress=False, executor="fast", device=DEVICE)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1
     return [
@@ -211,14 +233,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "perf-scaling.png"))
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = pick_device(args.device)
     torch.set_num_threads(args.threads)
     out = Path(
         args.out
-        or ROOT / "benchmarks" / "results" / f"camu-cpu{'-quick' if args.quick else ''}.json"
+        or ROOT
+        / "benchmarks"
+        / "results"
+        / f"camu-{DEVICE.type}{'-quick' if args.quick else ''}.json"
     )
     report: dict = {
-        "command": "python benchmarks/bench_camu.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/bench_camu.py"
+        + (" --quick" if args.quick else "")
+        + (f" --device {DEVICE.type}" if DEVICE.type != "cpu" else ""),
+        "device": str(DEVICE),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
@@ -260,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
         model="cnn",
         recipe=Recipe(),
         seed=0,
-        device=CPU,
+        device=DEVICE,
         progress=True,
     )
     report["original"] = {"cached": info["cached"], "path": info.get("path")}
