@@ -260,3 +260,21 @@ def test_summary_only_summarises_without_computing(tmp_path, capsys):
     assert main([*args, "--summary-only"]) == 0  # seed 1 is not computed, only summarised
     assert not (out / "runs" / "finetune" / "digits" / "class-0" / "seed1.json").exists()
     assert "| finetune (seeds 0 only) |" in capsys.readouterr().out
+
+
+def test_the_sweep_files_of_the_results_page_name_every_shipped_method():
+    from causalunlearn.cli_sweep import read_sweep_file
+
+    shipped = {
+        str(p.relative_to(ROOT))
+        for folder in ("graphs/ablations", "graphs/baselines")
+        for p in (ROOT / folder).glob("*.yaml")
+    } | {"graphs/camu.yaml"}
+    files = sorted((ROOT / "docs" / "sweeps-results").glob("*.yaml"))
+    assert len(files) == 4
+    for path in files:
+        sweep = read_sweep_file(str(path))
+        assert set(sweep["methods"]) == shipped, path.name
+        assert sweep["seeds"] == [0, 1, 2]
+        for method in sweep["methods"]:
+            load_entry(str(ROOT / method))  # every entry loads
