@@ -177,7 +177,8 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically; NaN/inf become null (run manifests, sweeps)."""
     atomic_write(path, json.dumps(_clean(data), indent=2, default=_json_default))
 
 
@@ -247,7 +248,7 @@ def run_experiment(
         }
         manifest["summary"] = summarise(per_seed)
         if staging is not None:
-            _write_json(staging / "manifest.json", manifest)
+            write_json(staging / "manifest.json", manifest)
             atomic_write(staging / "results.md", markdown_table(manifest))
             _swap_in(staging, out_path)
             staging = None

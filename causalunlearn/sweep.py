@@ -44,6 +44,7 @@ from causalunlearn.entries import (  # noqa: F401 - re-exported
     preset_names,
 )
 from causalunlearn.errors import RunError
+from causalunlearn.experiment import write_json
 from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import predict
 from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
@@ -148,12 +149,6 @@ def _failed_cell(entry, dataset, scenario, seed, identity, err: RunError) -> dic
 
 def _safe(text: str) -> str:
     return text.replace(":", "-").replace(",", "_").replace("/", "_").replace("=", "")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    from causalunlearn.experiment import _clean
-
-    atomic_write(path, json.dumps(_clean(data), indent=2, default=str))
 
 
 @dataclass
@@ -272,7 +267,7 @@ class Sweep:
             if self._finished(path, identity) is None:  # raises on a mismatched cell
                 todo.append((entry, dataset, scenario, seed, identity, path))
         self.out.mkdir(parents=True, exist_ok=True)
-        _write_json(self.out / "sweep.json", self.describe())
+        write_json(self.out / "sweep.json", self.describe())
         total = len(self.cells())
         bar = tqdm(
             total=total,
@@ -294,7 +289,7 @@ class Sweep:
                     cell = self._run_cell(entry, contexts[key], dataset, scenario, seed, identity)
                 except FAILURES as err:  # a diverged method is a result, not a crash
                     cell = _failed_cell(entry, dataset, scenario, seed, identity, err)
-                _write_json(path, cell)
+                write_json(path, cell)
                 bar.update(1)
                 done += 1
                 if not self.settings.progress:  # logs (CI, nohup): one line per run, with ETA
@@ -358,7 +353,7 @@ class Sweep:
                 reference["metrics"][which] = metrics
                 reference.setdefault("extra", {})[which] = extra
                 original_forget = reference["metrics"]["original"]["forget_acc"]
-            _write_json(ref_path, reference)
+            write_json(ref_path, reference)
         forget_rows = torch.as_tensor(split.forget.copy())
         oracle_forget = predict(models["oracle"], data.train_x[forget_rows], device=device).cpu()
         return _Context(
@@ -493,7 +488,7 @@ class Sweep:
         summary = {"format": SWEEP_FORMAT, "tables": tables, "describe": self.describe()}
         if self.plots:
             summary["plots"] = self.draw(summary)
-        _write_json(self.out / "summary.json", summary)
+        write_json(self.out / "summary.json", summary)
         atomic_write(self.out / "summary.md", summary_markdown(summary))
         return summary
 

@@ -37,6 +37,7 @@ from causalunlearn.atomic import atomic_write
 from causalunlearn.data.splits import parse_scenario
 from causalunlearn.entries import dataset_family
 from causalunlearn.errors import RunError
+from causalunlearn.experiment import write_json
 from causalunlearn.graph import spec as S
 from causalunlearn.tuning_grid import (
     DEFAULT_FACTORS,
@@ -354,9 +355,7 @@ def tune(
         "preset_line": preset_line(preset_name, _preset_values(method, preset), winner.overrides),
         "sweep": str(out),
     }
-    from causalunlearn.experiment import _clean
-
-    atomic_write(out / "tuning.json", json.dumps(_clean(report), indent=2, default=str))
+    write_json(out / "tuning.json", report)
     atomic_write(out / "tuning.md", tuning_markdown(report))
     return report
 

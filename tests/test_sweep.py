@@ -46,8 +46,14 @@ def _cell_numbers(out: Path) -> dict[str, dict]:
 
 
 def test_interrupted_sweep_resumes_to_the_same_results(tmp_path):
+    def sweep(out, on_cell=None):
+        settings = _settings(relearn=True)
+        return Sweep(
+            _entries(), ["digits"], ["class:0"], settings, out, plots=False, on_cell=on_cell
+        )
+
     whole = tmp_path / "whole"
-    Sweep(_entries(), ["digits"], ["class:0"], _settings(relearn=True), whole, plots=False).run()
+    sweep(whole).run()
 
     parts = tmp_path / "parts"
     done = []
@@ -58,30 +64,14 @@ def test_interrupted_sweep_resumes_to_the_same_results(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Sweep(
-            _entries(),
-            ["digits"],
-            ["class:0"],
-            _settings(relearn=True),
-            parts,
-            plots=False,
-            on_cell=stop_after_two,
-        ).run()
+        sweep(parts, stop_after_two).run()
     # Two finished cells on disk, nothing half written, no summary yet.
     assert len(list((parts / "runs").rglob("seed*.json"))) == 2
     assert not [p for p in parts.rglob("*") if p.name.startswith(".")]
     assert not (parts / "summary.json").exists()
 
     resumed = []
-    Sweep(
-        _entries(),
-        ["digits"],
-        ["class:0"],
-        _settings(relearn=True),
-        parts,
-        plots=False,
-        on_cell=resumed.append,
-    ).run()
+    sweep(parts, resumed.append).run()
     assert len(resumed) == 2  # only the missing cells ran
     assert _cell_numbers(parts) == _cell_numbers(whole)
     assert len(_cell_numbers(whole)) == 4
