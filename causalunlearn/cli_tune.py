@@ -44,7 +44,7 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="PATH=V1,V2",
         help="candidate values of a field (repeatable; the grid is the product). Default: every"
-        " stage learning rate of the current preset × 0.1, 1, 10 (3 candidates per graph)",
+        " stage learning rate of the current preset × 0.01, 0.1, 1, 10 (4 candidates per graph)",
     )
     parser.add_argument(
         "--val-fraction",

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: The default grid: every stage learning rate of the current preset times these, together.
-DEFAULT_FACTORS = (0.1, 1.0, 10.0)
+DEFAULT_FACTORS = (0.01, 0.1, 1.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def default_grid(method: Any) -> list[dict[str, Any]]:
             "no-default-grid",
             f"'{method.name}' is a method entry, not a graph: it has no learning rate to scale",
             f"give the grid, with {len(DEFAULT_FACTORS)} values for the same budget as the"
-            " default grid of a graph, e.g. --grid params.alpha=1,3,10",
+            " default grid of a graph, e.g. --grid params.alpha=0.3,1,3,10",
         )
     return [
         {f"stages.{stage.id}.lr": _round(stage.lr * factor) for stage in method.stages}
