@@ -48,6 +48,7 @@ _LAZY = {
     "materialise": "causalunlearn.compile.materialise",
     "run_schedule": "causalunlearn.train",
     "unlearn": "causalunlearn.pipeline",
+    "unlearn_stacked": "causalunlearn.stacked",
     "evaluate": "causalunlearn.pipeline",
     "ModelCache": "causalunlearn.pipeline",
     "Recipe": "causalunlearn.recipes",

@@ -17,8 +17,8 @@ Each candidate configuration (one point of the grid) is one method of a
 to the task's oracle (mean over the tuning seeds of ``average_gap``: forget, retain and
 validation accuracy and MIA-efficacy, in percentage points), ties broken by the lower unlearning
 time. *Same budget per method*: the default grid scales every stage learning rate of the method's
-current preset by 0.01, 0.1, 1 and 10 together, so every graph gets 4 candidates (epochs and batch size
-stay the preset's, i.e. CaMU's budget on MNIST/Fashion-MNIST).
+current preset by 0.01, 0.1, 1 and 10 together, so every graph gets 4 candidates (epochs and
+batch size stay the preset's, i.e. CaMU's budget on MNIST/Fashion-MNIST).
 
 Grids and candidates are in :mod:`causalunlearn.tuning_grid`.
 """
