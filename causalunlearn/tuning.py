@@ -258,6 +258,10 @@ def tune(
 
     Returns:
         The report written to ``tuning.json``.
+
+    Raises:
+        RunError: ``no-candidate`` when every candidate diverged — after writing the report
+            (``chosen`` and ``preset_line`` are null in it).
     """
     from dataclasses import replace
 
@@ -291,13 +295,9 @@ def tune(
         for label, info in table.get("failures", {}).items()
     }
     labels = [c.label for c in candidates if c.label not in diverged]
-    if not labels:
-        raise RunError(
-            "no-candidate",
-            "every candidate of the grid diverged (non-finite loss)",
-            "lower the learning rates of the grid",
-        )
-    chosen = select(rows, labels)
+    # Every candidate diverged: the report is still written (what was tried is a result), then
+    # the tuning stops with an error; nothing is chosen and no preset line is proposed.
+    chosen = select(rows, labels) if labels else None
     oracle = rows.get("oracle", {})
     floor = {k: _metric(oracle, k, "std") for k in AVERAGE_GAP_KEYS}
     finite = [v for v in floor.values() if math.isfinite(v)]
@@ -316,7 +316,7 @@ def tune(
                 "diverged": diverged.get(candidate.label),
             }
         )
-    winner = next(c for c in candidates if c.label == chosen)
+    winner = next((c for c in candidates if c.label == chosen), None)
     ranked = sorted(
         (r["average_gap"] for r in report_rows if math.isfinite(r["average_gap"])),
     )
@@ -348,15 +348,27 @@ def tune(
         ),
         "base_preset": preset,
         "candidates": report_rows,
-        "chosen": {"label": chosen, "overrides": winner.overrides},
+        "chosen": {"label": chosen, "overrides": winner.overrides} if winner else None,
         "margin": ranked[1] - ranked[0] if len(ranked) > 1 else None,
         "oracle_std": floor,
         "noise_floor": sum(finite) / len(finite) if finite else None,
-        "preset_line": preset_line(preset_name, _preset_values(method, preset), winner.overrides),
+        "preset_line": (
+            preset_line(preset_name, _preset_values(method, preset), winner.overrides)
+            if winner
+            else None
+        ),
         "sweep": str(out),
     }
     write_json(out / "tuning.json", report)
     atomic_write(out / "tuning.md", tuning_markdown(report))
+    if winner is None:
+        raise RunError(
+            "no-candidate",
+            f"every candidate of the grid diverged (non-finite loss); nothing was chosen (report:"
+            f" {out / 'tuning.md'})",
+            "give a grid of lower learning rates with --grid (or fewer epochs of the diverging"
+            " stage); the graph file's preset is left as it is",
+        )
     return report
 
 
@@ -376,7 +388,7 @@ def tuning_markdown(report: Mapping[str, Any]) -> str:
         + " | avg gap | time (s) |",
         "|---" * (len(GAP_COLUMNS) + 3) + "|",
     ]
-    chosen = report["chosen"]["label"]
+    chosen = (report.get("chosen") or {}).get("label")
     for row in report["candidates"]:
         cells = [_fmt(row["gaps"][k]) for k, _ in GAP_COLUMNS]
         gap = _fmt(row["average_gap"])
@@ -411,6 +423,9 @@ def tuning_markdown(report: Mapping[str, Any]) -> str:
         if floor is not None and margin < floor:
             note = " — within the noise floor: the choice is not clear-cut"
         lines.append(f"Margin of the chosen candidate over the next: {margin:.2f} points{note}.")
+    if chosen is None:
+        lines += ["", "Chosen: none — every candidate diverged; no preset line is proposed.", ""]
+        return "\n".join(lines)
     lines += [
         "",
         f"Chosen: `{chosen}`. Preset line for the graph file:",

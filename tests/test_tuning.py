@@ -287,3 +287,17 @@ def test_cli_tune_prints_the_table_and_the_preset(tmp_path, capsys):
     assert main([*args, *grid]) == 0
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("seed*.json")} == cells
     assert json.loads((out / "tuning.json").read_text())["chosen"] == report["chosen"]
+
+
+def test_a_tuning_where_every_candidate_diverges_still_writes_its_report(tmp_path, capsys):
+    out = tmp_path / "all-diverge"
+    args = ["tune", str(NEGGRAD), "--seeds", "100", "--out", str(out), "--no-progress"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--threads", "1"]
+    # Ascent at lr 0.1 already diverges on this task (test above); lr 1 diverges sooner.
+    assert main([*args, "--grid", "stages.unlearn.lr=0.1,1.0"]) != 0
+    err = capsys.readouterr().err
+    assert "no-candidate" in err and "tuning.md" in err
+    report = json.loads((out / "tuning.json").read_text())
+    assert report["chosen"] is None and report["preset_line"] is None
+    assert [bool(c["diverged"]) for c in report["candidates"]] == [True, True]
+    assert "Chosen: none" in (out / "tuning.md").read_text()
