@@ -167,13 +167,12 @@ def test_runs_end_to_end_and_moves_forget_accuracy(name, setting, run):
     assert all(torch.equal(v, state[k]) for k, v in original.state_dict().items())
     after = accuracies(result.model, data, split)
     assert all(math.isfinite(v) for v in after.values())
+    # Every method moves the forget class. Fine-tune and l1-sparse never see a forget row: at
+    # their tuned digits lr (0.1) the class fades through fine-tuning on the rest alone, at the
+    # cost of a few retained points (3.1 on the validation task, docs/baselines.md).
+    assert after["forget_acc"] <= before["forget_acc"] - 20
     if name in NO_FORGET_TERM:
-        # Explained: these objectives never see forget rows; the forget class fades only
-        # through fine-tuning on the rest, and the retained classes stay where they were.
-        assert after["forget_acc"] != before["forget_acc"]
-        assert after["test_retained_classes_acc"] >= before["test_retained_classes_acc"] - 3
-    else:
-        assert after["forget_acc"] <= before["forget_acc"] - 20
+        assert after["test_retained_classes_acc"] >= before["test_retained_classes_acc"] - 6
 
 
 def test_finetune_streams_hold_no_forget_row(setting):

@@ -183,7 +183,7 @@ def test_digest_changes_with_params_and_nothing_else():
     entry = load_method(SSD)
     assert entry.digest() == load_method(SSD).digest() and len(entry.digest()) == 16
     tuned = entry.with_preset("digits-class")
-    assert tuned.params["alpha"] == 1.0 and tuned.digest() != entry.digest()
+    assert tuned.params["alpha"] == 3.0 and tuned.digest() != entry.digest()
     assert entry.with_overrides({"params.alpha": 10}).digest() == entry.digest()  # int → float
 
 
@@ -194,7 +194,7 @@ def test_load_any_dispatches_on_format():
     assert not is_method_file(ROOT / "no-such-file.yaml")
     graph = load_any(CAMU, preset="mnist-class", overrides={"schedule.epochs": 3})
     assert graph.schedule.epochs == 3
-    assert load_any(SSD, preset="digits-class").params["alpha"] == 1.0
+    assert load_any(SSD, preset="digits-class").params["alpha"] == 3.0
 
 
 def _entry_text(**fields: str) -> str:

@@ -116,9 +116,14 @@ def test_parameter_target_and_sgd_momentum_equal_separate_runs(digits_class0):
     # l1-sparse: an l1 term on the parameters (read per variant inside vmap), one trained-model
     # stream per stage (no concatenated forward) and SGD with momentum and weight decay.
     data, split, original = digits_class0
-    graph = load_graph(GRAPHS / "baselines" / "l1-sparse.yaml", preset="digits-class")
-    # Not a larger lr: with lr 0.05 and the 0.05 l1 weight, weights oscillate around 0, where
-    # the l1 gradient sign(θ) flips with float rounding and the runs drift apart (1e-4).
+    # lr 0.01, below the preset's tuned 0.1: with a larger lr (0.05 already) and the 0.05 l1
+    # weight, weights oscillate around 0, where the l1 gradient sign(θ) flips with float
+    # rounding and the stacked and separate runs drift apart (docs/performance.md).
+    graph = load_graph(
+        GRAPHS / "baselines" / "l1-sparse.yaml",
+        preset="digits-class",
+        overrides={"stages.unlearn.lr": 0.01},
+    )
     _check_against_separate(
         graph, [{}, {"sparsity": 0.0}, {"sparsity": 0.05}], data, split, original
     )

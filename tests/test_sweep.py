@@ -127,8 +127,10 @@ def test_summary_rows_best_marks_and_plots(tmp_path):
     best = table["best"]["forget_acc"]
     smallest = min(rows[m]["forget_acc"]["gap"] for m in ("camu", "finetune"))
     assert all(rows[m]["forget_acc"]["gap"] == smallest for m in best)
-    # Fine-tuning on retain data never touches class 0 directly: CaMU forgets it better.
-    assert best == ["camu"]
+    # Both remove class 0 to the oracle's 0 % here (fine-tune at its tuned digits lr 0.1, through
+    # the retain rows alone): a tie, and every tied method is marked, in table order.
+    assert rows["camu"]["forget_acc"]["gap"] == rows["finetune"]["forget_acc"]["gap"] == 0
+    assert best == ["camu", "finetune"]
     text = (tmp_path / "summary.md").read_text()
     assert "**" in text and "retrain oracle" in text and "Δ" in text
     for name in summary["plots"]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from causalunlearn.tuning_grid import DEFAULT_FACTORS
 
 SCENARIOS = [
+    ("digits", "class:0"),
     ("mnist", "class:0"),
     ("mnist", "random:0.1"),
     ("fashion-mnist", "class:0"),
@@ -105,6 +106,8 @@ def apply(report: dict) -> str | None:
     pattern = re.compile(rf"^  {re.escape(preset)}: \{{.*\}}$", re.M)
     if pattern.search(text):
         new = pattern.sub(lambda _m: "  " + line, text, count=1)
+    elif re.search(rf"^  {re.escape(preset)}:\s*$", text, re.M):
+        return f"{path}: {preset} is written as a block; edit it by hand to: {line}"
     else:
         block = re.search(r"^presets:\n((?:  .*\n)*)", text, re.M)
         if block is None:
@@ -114,7 +117,7 @@ def apply(report: dict) -> str | None:
             new = text[:end] + f"  {line}\n" + text[end:]
     if new != text:
         path.write_text(new)
-        return f"{path}: {line}"
+        return f"wrote {path}: {line}"
     return None
 
 
@@ -132,7 +135,7 @@ def main() -> None:
         for report in reports:
             changed = apply(report)
             if changed:
-                print("wrote", changed)
+                print(changed)
 
 
 if __name__ == "__main__":
