@@ -10,8 +10,10 @@ in docs/baselines.md, "Tuning protocol")::
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from causalunlearn.cli_run import _seeds, add_setup_arguments, int_list
+from causalunlearn.errors import RunError
 
 
 def _classes(text: str) -> list[int]:
@@ -83,19 +85,25 @@ def tune_command(args: argparse.Namespace) -> int:
     kind = args.scenario.partition(":")[0]
     out = args.out or f"runs/tune-{method.name}-{args.dataset}-{kind}"
     settings = sweep_settings(args, args.seeds)
-    report = tune(
-        method,
-        args.dataset,
-        args.scenario,
-        settings,
-        out,
-        grid=grid,
-        val_fraction=args.val_fraction,
-        view_seed=args.view_seed,
-        proxy_class=args.proxy_class,
-        overwrite=args.overwrite,
-        source=args.graph,
-    )
+    try:
+        report = tune(
+            method,
+            args.dataset,
+            args.scenario,
+            settings,
+            out,
+            grid=grid,
+            val_fraction=args.val_fraction,
+            view_seed=args.view_seed,
+            proxy_class=args.proxy_class,
+            overwrite=args.overwrite,
+            source=args.graph,
+        )
+    except RunError as err:
+        report_md = Path(out) / "tuning.md"
+        if err.code == "no-candidate" and report_md.is_file():
+            print(report_md.read_text())  # what was tried, before the error
+        raise
     print(tuning_markdown(report))
     print(f"tuning folder: {out} (tuning.md, tuning.json, summary.md, runs/)")
     return 0

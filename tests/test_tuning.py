@@ -295,8 +295,10 @@ def test_a_tuning_where_every_candidate_diverges_still_writes_its_report(tmp_pat
     args += ["--cache-dir", str(tmp_path / "cache"), "--threads", "1"]
     # Ascent at lr 0.1 already diverges on this task (test above); lr 1 diverges sooner.
     assert main([*args, "--grid", "stages.unlearn.lr=0.1,1.0"]) != 0
-    err = capsys.readouterr().err
-    assert "no-candidate" in err and "tuning.md" in err
+    captured = capsys.readouterr()
+    assert "no-candidate" in captured.err and "tuning.md" in captured.err
+    # The table of what was tried is printed before the error.
+    assert "| candidate |" in captured.out and "Chosen: none" in captured.out
     report = json.loads((out / "tuning.json").read_text())
     assert report["chosen"] is None and report["preset_line"] is None
     assert [bool(c["diverged"]) for c in report["candidates"]] == [True, True]
