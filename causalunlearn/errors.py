@@ -8,8 +8,17 @@ problem found, each a :class:`Problem` with its location.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+#: Where a bug in causalunlearn is reported (``docs/troubleshooting.md#reporting-a-bug``); the
+#: command-line guard names it when an unexpected exception reaches the top.
+BUG_REPORT = "the causalunlearn issue tracker (see docs/troubleshooting.md, 'Reporting a bug')"
+
+#: The most characters of a user's value that a message echoes (see :func:`shown`).
+SHOWN_LIMIT = 200
 
 
 class CausalUnlearnWarning(UserWarning):
@@ -90,6 +99,37 @@ class RunError(CausalUnlearnError):
     """A run cannot go on (non-finite loss, output folder already holds a finished run, ...)."""
 
 
+def _make_repr(limit: int) -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxlevel = 3
+    short.maxstring = short.maxother = short.maxlong = max(limit, 12)
+    for attr in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset", "maxdeque"):
+        setattr(short, attr, 8)
+    return short
+
+
+_SHORT_REPR = _make_repr(SHOWN_LIMIT)
+
+
+def shown(value: Any, limit: int = SHOWN_LIMIT) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters, for echoing a user's value in a message.
+
+    Containers are abbreviated the way :mod:`reprlib` does (a few items, a few levels, then
+    ``...``) *without* formatting the rest, so a value with shared parts that expands to
+    billions of items (a YAML "billion laughs" document) costs as little as a small one.
+
+    Args:
+        value: Any value a user gave (a graph field, an override, an id).
+        limit: The most characters returned.
+    """
+    short = _SHORT_REPR if limit == SHOWN_LIMIT else _make_repr(limit)
+    try:
+        text = short.repr(value)
+    except Exception:  # noqa: BLE001 - a user object whose __repr__ fails is still reported
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return a ``did you mean 'x'?`` hint for ``name`` among ``choices`` (empty if nothing close).
 
@@ -98,7 +138,9 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
         choices: The valid names.
     """
     choices = list(choices)
-    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    # Only a short name is compared; a container (maybe an alias bomb) is only ever shown().
+    text = name if isinstance(name, str) else shown(name)
+    close = difflib.get_close_matches(text, choices, n=1, cutoff=0.6) if len(text) <= 200 else []
     if close:
         return f"did you mean '{close[0]}'?"
     if choices and len(choices) <= 12:

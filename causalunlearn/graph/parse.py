@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from typing import Any
 
-from causalunlearn.errors import GraphError, Problem, did_you_mean
+from causalunlearn.errors import GraphError, Problem, did_you_mean, shown
 from causalunlearn.graph import spec as S
 
 Path = tuple[str, ...]
@@ -95,7 +95,7 @@ def _mapping(c: Collector, value: Any, path: Path, allowed: tuple[str, ...], req
             c.add(
                 "unknown-field",
                 (*path, str(key)),
-                f"unknown field '{key}'",
+                f"unknown field {shown(key)}",
                 did_you_mean(key, allowed),
             )
     for key in required:
@@ -127,7 +127,7 @@ def _get(
         c.add(
             "wrong-type",
             where,
-            f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
+            f"expected {kind.__name__}, got {type(value).__name__} {shown(value)}",
             "write numbers without quotes, e.g. 1.0e-3" if kind in (int, float) else "",
         )
         return default if default is not _MISSING else None
@@ -135,7 +135,9 @@ def _get(
         c.add("non-finite", where, f"{key} must be a finite number, got {value}")
         return default if default is not _MISSING else None
     if choices is not None and value not in choices:
-        c.add("bad-value", where, f"'{value}' is not a valid {key}", did_you_mean(value, choices))
+        c.add(
+            "bad-value", where, f"{shown(value)} is not a valid {key}", did_you_mean(value, choices)
+        )
         return default if default is not _MISSING else None
     return value
 
@@ -147,7 +149,7 @@ def _str_list(c: Collector, m: Mapping, key: str, path: Path) -> tuple[str, ...]
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        c.add("wrong-type", (*path, key), f"expected a list of names, got {value!r}")
+        c.add("wrong-type", (*path, key), f"expected a list of names, got {shown(value)}")
         return None
     return tuple(value)
 
@@ -159,7 +161,10 @@ def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
     op = raw["op"]
     if op not in S.DO_OPS:
         c.add(
-            "unknown-op", (*path, "op"), f"unknown do-operation '{op}'", did_you_mean(op, S.DO_OPS)
+            "unknown-op",
+            (*path, "op"),
+            f"unknown do-operation {shown(op)}",
+            did_you_mean(op, S.DO_OPS),
         )
         return None
     params_spec = S.DO_OPS[op]
@@ -172,7 +177,7 @@ def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
 
 def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | None:
     if not isinstance(raw, Mapping):
-        c.add("wrong-type", path, f"node '{node_id}' must be a mapping with a 'kind'")
+        c.add("wrong-type", path, f"node {shown(node_id)} must be a mapping with a 'kind'")
         c.mark_unbuilt("nodes", node_id)
         return None
     kind = _get(c, raw, "kind", path, str, None, S.NODE_KINDS)
@@ -220,7 +225,7 @@ def _parse_reference(c: Collector, raw: Any, path: Path) -> S.Reference | None:
         c.add(
             "wrong-type",
             path,
-            f"a reference is a mapping, got {type(raw).__name__} {raw!r}",
+            f"a reference is a mapping, got {type(raw).__name__} {shown(raw)}",
             "e.g. {original: retain_sample} or {labels: counterfactual, align: paired}",
         )
         return None
@@ -271,7 +276,7 @@ def _parse_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_k
 
 def _build_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_kinds) -> Any:
     if not isinstance(raw, Mapping):
-        c.add("wrong-type", path, f"intervention edge '{edge_id}' must be a mapping")
+        c.add("wrong-type", path, f"intervention edge {shown(edge_id)} must be a mapping")
         return None
     m = _mapping(
         c,
@@ -378,7 +383,7 @@ def graph_from_dict(
         c.add(
             "unsupported-format",
             ("format",),
-            f"format '{fmt}' is not supported",
+            f"format {shown(fmt)} is not supported",
             f"use '{S.FORMAT}'",
         )
     raw_nodes = _keyed(c, top.get("nodes"), ("nodes",))
@@ -394,7 +399,11 @@ def graph_from_dict(
         if isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair):
             mechanisms.append((pair[0], pair[1]))
         else:
-            c.add("wrong-type", ("mechanisms", str(i)), f"expected [source, target], got {pair!r}")
+            c.add(
+                "wrong-type",
+                ("mechanisms", str(i)),
+                f"expected [source, target], got {shown(pair)}",
+            )
 
     interventions = tuple(
         e

@@ -5,6 +5,10 @@
 - Typed: PyYAML's YAML 1.1 resolver reads ``1e-3`` as a *string*; this loader reads it as a float.
 - Strict: duplicate keys are errors (``duplicate-key``), never silently overwritten.
 - Located: every problem names its key path and ``file:line``.
+- Bounded: a file is UTF-8 text (``not-utf8``, ``binary-file`` otherwise) of at most
+  :data:`MAX_FILE_BYTES`; nesting is at most :data:`MAX_DEPTH` levels (``yaml-too-deep``); a
+  document whose aliases would expand to more than :data:`MAX_NODES` nodes (a "billion laughs"
+  bomb) is refused (``yaml-too-large``), counted without expanding anything.
 - ``extends``: an ablation file names a base graph, ``remove``s entries and ``set``s dotted paths;
   nothing else may differ (see ``docs/graph-format.md``).
 """
@@ -19,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from causalunlearn.errors import GraphError, Problem
+from causalunlearn.errors import GraphError, Problem, shown
 from causalunlearn.graph import spec as S
 
 _FLOAT = re.compile(
@@ -37,6 +41,23 @@ _SAFE_TAGS = {
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 EXTENDS_FIELDS = ("format", "extends", "name", "summary", "citation", "remove", "set")
 
+#: The most nodes a YAML document may hold with its aliases expanded. The largest shipped graph
+#: has under 300; a "billion laughs" file of 1 kB would have 10**8.
+MAX_NODES = 20_000
+#: The deepest nesting of mappings and lists (shipped graphs nest 6 deep). PyYAML composes
+#: recursively, so without a bound a file of 1000 ``[`` ends in a ``RecursionError``.
+MAX_DEPTH = 64
+#: The largest graph or sweep file read (shipped graphs are a few kB).
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+class _TooLarge(yaml.YAMLError):
+    """The document passes a bound of this loader (``code`` names which)."""
+
+    def __init__(self, code: str, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.code, self.message, self.problem_mark = code, message, mark
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader with exponent floats and duplicate-key detection."""
@@ -48,6 +69,41 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.duplicates: list[tuple[str, int]] = []
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> its node count with aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # Bound the nesting before PyYAML's recursive composer overflows the stack, and count
+        # each node's size with aliases expanded from its children's sizes (an alias returns a
+        # node already counted): linear in the file, however much the aliases would expand.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooLarge(
+                    "yaml-too-deep",
+                    f"mappings and lists nest deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,
+                )
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if id(node) not in self._sizes:
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = node.value
+            else:
+                children = []
+            size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
+            self._sizes[id(node)] = size
+            if size > MAX_NODES:
+                raise _TooLarge(
+                    "yaml-too-large",
+                    f"the document expands to more than {MAX_NODES} nodes with its aliases"
+                    f" (&anchor/*alias) resolved",
+                    node.start_mark,
+                )
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         # Only the mapping's own keys count: a key that overrides one brought in by a merge
@@ -117,16 +173,100 @@ def _walk(
             _walk(item, sub, lines, problems, source, seen, stack)
 
 
+def read_text_file(path: FsPath, what: str = "graph file") -> str:
+    """The text of a graph (or sweep) file: UTF-8, at most :data:`MAX_FILE_BYTES`.
+
+    Args:
+        path: The file.
+        what: What the file is, for the messages.
+
+    Raises:
+        GraphError: ``unreadable-file``, ``yaml-too-large``, ``binary-file`` (NUL bytes) or
+            ``not-utf8`` (naming the line of the first bad byte).
+    """
+    where = str(path)
+
+    def fail(code: str, message: str, hint: str) -> GraphError:
+        return GraphError([Problem(code, where, message, hint)], path.name)
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise fail(
+                "yaml-too-large",
+                f"the {what} has {size} bytes, more than the {MAX_FILE_BYTES} read",
+                "graph files are small text files; is this the file you meant?",
+            )
+        data = path.read_bytes()
+    except OSError as err:
+        raise fail(
+            "unreadable-file", f"the {what} cannot be read: {err.strerror or err}", ""
+        ) from None
+    save = "save it as UTF-8 text (your editor's encoding menu, or `iconv -f LATIN1 -t UTF-8`)"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise fail("not-utf8", f"the {what} is UTF-16 encoded, not UTF-8", save)
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise fail(
+            "binary-file",
+            f"the {what} holds NUL bytes (first on line {line}): binary or UTF-16/32, not text",
+            f"give a YAML text file; {save}",
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise fail(
+            "not-utf8",
+            f"the {what} is not UTF-8: byte {data[err.start]:#04x} on line {line}",
+            save,
+        ) from None
+
+
+def _located(err: yaml.YAMLError, source: str) -> str:
+    mark = getattr(err, "problem_mark", None)
+    return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+
+
 def read_yaml(text: str, source: str = "<yaml>") -> tuple[Any, dict[tuple[str, ...], int]]:
     """Parse YAML text safely; return the data and a map from key path to line number.
 
     Raises:
-        GraphError: ``yaml-syntax``, ``unsafe-yaml-tag`` or ``duplicate-key`` (all at once).
+        GraphError: ``yaml-syntax``, ``unsafe-yaml-tag`` or ``duplicate-key`` (all at once);
+            ``bad-character`` for a control character, ``yaml-too-deep`` or ``yaml-too-large``
+            for a document past :data:`MAX_DEPTH` or :data:`MAX_NODES`.
     """
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as err:  # a control character such as NUL
+        line = text[: err.position].count("\n") + 1
+        raise GraphError(
+            [
+                Problem(
+                    "bad-character",
+                    f"{source}:{line}",
+                    f"character #x{err.character:04x} is not allowed in YAML",
+                    "graph files are plain text; remove the character (is the file binary?)",
+                )
+            ],
+            source,
+        ) from None
     try:
         try:
             node = loader.get_single_node()
+        except _TooLarge as err:
+            hint = (
+                f"graph files nest a few levels deep; {MAX_DEPTH} is the limit"
+                if err.code == "yaml-too-deep"
+                else f"graph files hold a few hundred nodes; {MAX_NODES} is the limit"
+            )
+            raise GraphError(
+                [Problem(err.code, _located(err, source), err.message, hint)], source
+            ) from None
+        except RecursionError:  # a backstop: MAX_DEPTH keeps PyYAML's composer well inside
+            raise GraphError(
+                [Problem("yaml-too-deep", source, "mappings and lists nest too deep", "")], source
+            ) from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -151,6 +291,18 @@ def read_yaml(text: str, source: str = "<yaml>") -> tuple[Any, dict[tuple[str, .
             raise GraphError(problems, source)
         try:
             data = loader.construct_document(node)
+        except ValueError as err:  # e.g. an integer of more than 4300 digits
+            raise GraphError(
+                [
+                    Problem(
+                        "yaml-syntax",
+                        source,
+                        f"a value cannot be read: {shown(str(err))}",
+                        "numbers in graph files are short",
+                    )
+                ],
+                source,
+            ) from None
         except yaml.YAMLError as err:  # e.g. a merge key whose value is not a mapping
             mark = getattr(err, "problem_mark", None)
             where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -209,7 +361,8 @@ def _resolve(path: FsPath | None, text: str, source: str, depth: int = 0) -> tup
             ],
             source,
         )
-    base_plain, _, base_prov = _resolve(base_path, base_path.read_text(), base_path.name, depth + 1)
+    base_text = read_text_file(base_path)
+    base_plain, _, base_prov = _resolve(base_path, base_text, base_path.name, depth + 1)
     # Validate the base on its own first, so its problems are reported against its file.
     plain = graph_from_dict(base_plain, base_path.name).to_dict(full=True)
     removals = data.get("remove") or {}
@@ -283,7 +436,7 @@ def load_graph(
                     )
                 ]
             )
-        text, name = path.read_text(), path.name
+        text, name = read_text_file(path), path.name
     plain, lines, prov = _resolve(path, text, name)
     graph = graph_from_dict(plain, name, lines)
     if prov is not None:
