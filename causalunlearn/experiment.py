@@ -9,12 +9,10 @@ leaves half a folder and never replaces an earlier finished one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +31,7 @@ from causalunlearn.metrics.gaps import activation_distance, average_gap, mean_st
 from causalunlearn.models.zoo import build_model, load_state, save_state
 from causalunlearn.pipeline import ModelCache, _model_name, evaluate, pick_device, unlearn
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.outdir import run_folder
 from causalunlearn.summary import AVERAGE_GAP_KEYS
 
 MANIFEST_FORMAT = "causalunlearn.run/v1"
@@ -197,40 +196,39 @@ def run_experiment(
     Per seed: split (seeded), original model (cached or ``settings.checkpoint``), unlearning,
     retrain oracle (cached), and the official metrics of all three.
 
+    ``out`` is checked before anything is computed, and replaced only when it is absent, an
+    empty folder, or (with ``overwrite``) a run folder of causalunlearn
+    (:func:`causalunlearn.studies.outdir.run_folder` has the whole table).
+
     Raises:
-        RunError: ``run-exists`` when ``out`` holds a finished run and ``overwrite`` is False.
+        RunError: ``run-exists`` when ``out`` holds a finished run and ``overwrite`` is False;
+            ``out-not-ours``, ``out-is-file``, ``out-is-sweep``, ``busy``, ... (see
+            :func:`~causalunlearn.studies.outdir.run_folder`) when ``out`` cannot be used.
     """
-    out_path = Path(out) if out is not None else None
-    if out_path is not None and (out_path / "manifest.json").exists() and not overwrite:
-        raise RunError(
-            "run-exists",
-            f"{out_path} already holds a finished run",
-            "choose another --out, or pass --overwrite to replace it",
-        )
     if not settings.seeds:
         raise RunError("no-seeds", "no seeds given", "e.g. --seeds 0,1,2")
-    device = pick_device(settings.device)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    data = load_dataset(
-        settings.dataset,
-        settings.data_root,
-        cache_dir=settings.cache_dir,
-        progress=settings.progress,
-    )
-    model_name = _model_name(data, settings.model)
-    cache = ModelCache(Path(settings.cache_dir) / "models") if settings.cache_dir else ModelCache()
-    staging = None
-    if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out_path.parent, prefix=f".{out_path.name}.partial-"))
-    started = time.time()
-    per_seed = []
-    try:
-        for seed in settings.seeds:
-            per_seed.append(
-                _one_seed(graph, settings, data, model_name, cache, device, seed, staging)
-            )
+    with contextlib.ExitStack() as stack:
+        staging = None
+        if out is not None:  # every check of the folder happens here, before any computing
+            staging = stack.enter_context(run_folder(out, overwrite=overwrite))
+        device = pick_device(settings.device)
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        data = load_dataset(
+            settings.dataset,
+            settings.data_root,
+            cache_dir=settings.cache_dir,
+            progress=settings.progress,
+        )
+        model_name = _model_name(data, settings.model)
+        cache = (
+            ModelCache(Path(settings.cache_dir) / "models") if settings.cache_dir else ModelCache()
+        )
+        started = time.time()
+        per_seed = [
+            _one_seed(graph, settings, data, model_name, cache, device, seed, staging)
+            for seed in settings.seeds
+        ]
         manifest = {
             "format": MANIFEST_FORMAT,
             "status": "finished",
@@ -250,22 +248,7 @@ def run_experiment(
         if staging is not None:
             write_json(staging / "manifest.json", manifest)
             atomic_write(staging / "results.md", markdown_table(manifest))
-            _swap_in(staging, out_path)
-            staging = None
         return manifest
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _swap_in(staging: Path, out_path: Path) -> None:
-    old = None
-    if out_path.exists():
-        old = out_path.with_name(f".{out_path.name}.old-{os.getpid()}")
-        os.replace(out_path, old)
-    os.replace(staging, out_path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -> dict[str, Any]:

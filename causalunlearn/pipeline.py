@@ -24,6 +24,7 @@ from causalunlearn.data.views import view_base
 from causalunlearn.errors import CausalUnlearnError, RunError
 from causalunlearn.execute import apply_run_options, check_executor
 from causalunlearn.graph import spec as S
+from causalunlearn.locks import exclusive
 from causalunlearn.metrics.accuracy import accuracy_report, predict
 from causalunlearn.metrics.mia import mia_sorted_softmax_from_logits
 from causalunlearn.metrics.mia_more import mia_efficacy_svc, mia_entropy_lr, mia_loss_lr_cv
@@ -46,16 +47,30 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The run's device: ``device`` if given, else CUDA when present, else CPU.
 
     Raises:
-        RunError: ``no-cuda`` when CUDA is asked for but not available.
+        RunError: ``bad-device`` for a name torch does not know (``tpu``); ``no-cuda`` when
+            CUDA (or a CUDA index past the last GPU) is asked for but not available.
     """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise RunError(
+            "bad-device",
+            f"unknown device {str(device)[:40]!r}",
+            "use cpu, cuda, cuda:N or mps (or leave it out: CUDA when present, else CPU)",
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RunError(
             "no-cuda",
             "CUDA was requested but torch sees no GPU",
             "use --device cpu (the default here)",
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise RunError(
+            "no-cuda",
+            f"{device} was requested but torch sees {torch.cuda.device_count()} GPU(s)",
+            f"use cuda:0..cuda:{torch.cuda.device_count() - 1}",
         )
     return device
 
@@ -144,12 +159,25 @@ class ModelCache:
         if path.is_file():
             load_state(net, path)
             return net.to(device).eval(), {"cached": True, "seconds": 0.0, "path": str(path)}
-        start = time.perf_counter()
-        on = "train" if which == "original" else "retain"
-        net, _ = train_from_scratch(
-            data, split, on, model=model, recipe=recipe, seed=seed, device=device, progress=progress
-        )
-        save_state(net, path)
+        # One process trains a missing model; another that needs it at the same time waits for
+        # the lock and then loads the file (a killed trainer releases the lock: locks.py).
+        with exclusive(path, wait=True, what=f"cached {which} model"):
+            if path.is_file():
+                load_state(net, path)
+                return net.to(device).eval(), {"cached": True, "seconds": 0.0, "path": str(path)}
+            start = time.perf_counter()
+            on = "train" if which == "original" else "retain"
+            net, _ = train_from_scratch(
+                data,
+                split,
+                on,
+                model=model,
+                recipe=recipe,
+                seed=seed,
+                device=device,
+                progress=progress,
+            )
+            save_state(net, path)
         return net.eval(), {
             "cached": False,
             "seconds": time.perf_counter() - start,

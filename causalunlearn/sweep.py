@@ -51,6 +51,7 @@ from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
 from causalunlearn.metrics.relearn import relearn_time, relearning_curve
 from causalunlearn.pipeline import ModelCache, _model_name, pick_device, scores_from_logits, unlearn
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.outdir import sweep_folder
 from causalunlearn.summary import (  # noqa: F401 - re-exported
     AVERAGE_GAP_KEYS,
     SUMMARY_METRICS,
@@ -255,7 +256,16 @@ class Sweep:
     # summary says which seeds failed.
 
     def run(self) -> dict[str, Any]:
-        """Compute every missing cell, then write the summary (and plots); return the summary."""
+        """Compute every missing cell, then write the summary (and plots); return the summary.
+
+        The folder is claimed first (:func:`causalunlearn.studies.outdir.sweep_folder`: created,
+        or resumed when it is a sweep folder; anything else is refused before computing) and
+        locked until the summary is written, so two sweeps never write one folder.
+        """
+        with sweep_folder(self.out):
+            return self._run_claimed()
+
+    def _run_claimed(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
         if self.settings.threads:

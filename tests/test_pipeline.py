@@ -143,7 +143,8 @@ def test_run_folder_manifest_and_refusal_to_overwrite(tmp_path, settings):
     with pytest.raises(CausalUnlearnError):
         run_experiment(broken, settings, out, overwrite=True)
     assert (out / "manifest.json").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    # Nothing hidden is left but the folder's (inert, documented) lock file.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".run.lock"]
 
 
 def test_split_file_reloads_to_the_same_split(tmp_path, settings):
