@@ -7,14 +7,20 @@ is one :func:`register_command` call (``run`` and ``compare`` plug in that way):
 
 A handler gets the parsed arguments and returns the exit status. Errors of causalunlearn
 (:class:`~causalunlearn.errors.CausalUnlearnError`, graph problems included) are printed to
-stderr without a traceback and give exit status 1; usage errors give 2.
+stderr without a traceback and give exit status 1; usage errors give 2; Ctrl-C gives 130. Any
+other exception is a bug of causalunlearn: :func:`main` prints one line that says so, names the
+failing command and where to report it, and exits 1; ``--debug`` (or ``CAUSALUNLEARN_DEBUG=1``)
+prints the full stack as well.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shlex
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +33,12 @@ from causalunlearn.cli_sweep import (
     compare_command,
 )
 from causalunlearn.cli_tune import add_tune_arguments, tune_command
-from causalunlearn.errors import CausalUnlearnError, GraphError
+from causalunlearn.errors import BUG_REPORT, CausalUnlearnError, GraphError
 
 #: Environment variable naming the folder that ``causalunlearn graphs`` lists.
 GRAPHS_ENV = "CAUSALUNLEARN_GRAPHS"
+#: Environment variable that, set to anything but ``0`` or empty, acts as ``--debug``.
+DEBUG_ENV = "CAUSALUNLEARN_DEBUG"
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,14 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def validate_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn validate``: every problem of every file; 1 if any is invalid."""
+    from causalunlearn.graph.yamlio import read_text_file
     from causalunlearn.methods import MethodEntry, load_any
 
     failed = 0
     for file in args.files:
         try:
+            if Path(file).is_file():
+                read_text_file(Path(file))  # a binary or non-UTF-8 file is one FAIL line
             graph = load_any(Path(file))
         except GraphError as err:
             failed += 1
@@ -173,42 +184,26 @@ def render_command(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------
 # graphs
-def graphs_folder() -> Path:
-    """The folder of shipped graph files: ``$CAUSALUNLEARN_GRAPHS``, else the repository's
-    ``graphs/`` next to the package."""
+def extra_graphs_folder() -> Path | None:
+    """The folder ``$CAUSALUNLEARN_GRAPHS`` names, listed by ``causalunlearn graphs`` beside the
+    shipped files (``None`` when the variable is unset)."""
     env = os.environ.get(GRAPHS_ENV)
-    if env:
-        return Path(env)
-    import causalunlearn
-
-    return Path(causalunlearn.__file__).resolve().parents[1] / "graphs"
+    return Path(env) if env else None
 
 
 def add_graphs_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``causalunlearn graphs`` (none)."""
 
 
-def graphs_command(args: argparse.Namespace) -> int:
-    """Handler of ``causalunlearn graphs``: each graph (or method entry) file, name, summary."""
+def _print_files(files: dict[str, Path], folder: Path) -> None:
+    """One line per file: its path under ``folder``, its name and summary (or why it is invalid)."""
     from causalunlearn.methods import load_any
 
-    folder = graphs_folder()
-    if not folder.is_dir():
-        raise CausalUnlearnError(
-            "graphs-not-found",
-            f"no graphs folder at {folder}",
-            f"set {GRAPHS_ENV} to a folder of graph files (the repository's graphs/)",
-        )
-    files = sorted(
-        (p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()),
-        key=lambda p: (len(p.relative_to(folder).parts), str(p.relative_to(folder))),
-    )
-    print(f"graphs in {folder}:")
     if not files:
         print("  (none)")
-    width = max((len(str(p.relative_to(folder))) for p in files), default=0)
-    for path in files:
-        rel = str(path.relative_to(folder))
+    rels = {name: path.relative_to(folder).as_posix() for name, path in files.items()}
+    width = max(map(len, rels.values()), default=0)
+    for name, path in files.items():
         try:
             graph = load_any(path)
             summary = " ".join(graph.summary.split())
@@ -217,7 +212,37 @@ def graphs_command(args: argparse.Namespace) -> int:
             about = f"{graph.name}" + (f" — {summary}" if summary else "")
         except CausalUnlearnError as err:
             about = f"(invalid: [{err.code}]; see `causalunlearn validate {path}`)"
-        print(f"  {rel:<{width}}  {about}")
+        print(f"  {rels[name]:<{width}}  {about}")
+
+
+def graphs_command(args: argparse.Namespace) -> int:
+    """Handler of ``causalunlearn graphs``: each shipped graph (or method entry) file, its name
+    and summary; then the files of ``$CAUSALUNLEARN_GRAPHS`` when it is set."""
+    from causalunlearn.methods.shipped import method_files, shipped_folder
+
+    extra = extra_graphs_folder()
+    if extra is not None and not extra.is_dir():
+        raise CausalUnlearnError(
+            "graphs-not-found",
+            f"no graphs folder at {extra} (named by {GRAPHS_ENV})",
+            f"set {GRAPHS_ENV} to a folder of graph files, or unset it",
+        )
+    folder = shipped_folder()
+    if folder is None:
+        raise CausalUnlearnError(
+            "graphs-not-found",
+            "the shipped graphs are not installed with this copy of causalunlearn",
+            "reinstall the package (`pip install causalunlearn`, or `pip install -e .` in a "
+            "checkout)",
+        )
+    print(f"shipped graphs in {folder}")
+    print(
+        "(name one by its path without .yaml: `causalunlearn validate ablations/no-cut-forget-z`)"
+    )
+    _print_files(method_files(folder), folder)
+    if extra is not None:
+        print(f"graphs in {extra} ({GRAPHS_ENV}; give their file paths):")
+        _print_files(method_files(extra), extra)
     return 0
 
 
@@ -274,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="import a Python module first (repeatable), e.g. one that registers your own"
         " divergence, reference, do-operation or model; the working directory is searched",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"print the full stack of an error (or set {DEBUG_ENV}=1)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
@@ -342,29 +372,86 @@ def import_user_modules(names: Sequence[str]) -> None:
             ) from err
 
 
+class _StderrHandler(logging.Handler):
+    """Writes each record to the *current* ``sys.stderr`` (so a redirected or captured stderr
+    gets the notices too), message only."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def configure_logging() -> None:
+    """Show the ``causalunlearn`` logger's notices (INFO and up) on stderr, message only.
+
+    Idempotent: calling it again (``main`` in a notebook or a test, many times) adds no
+    second handler.
+    """
+    logger = logging.getLogger("causalunlearn")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def bug_message(err: BaseException, argv: Sequence[str]) -> str:
+    """The one line printed for an unexpected exception: a bug, the command, where to report."""
+    what = " ".join(f"{type(err).__name__}: {err}".split())
+    if len(what) > 200:
+        what = what[:199] + "…"
+    command = shlex.join(["causalunlearn", *argv])
+    if len(command) > 500:
+        command = command[:499] + "…"
+    return (
+        f"error: [internal-error] this is a bug in causalunlearn ({what}); please report it to"
+        f" {BUG_REPORT} with the command: {command} (rerun with --debug or {DEBUG_ENV}=1 for"
+        " the full stack)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 ok, 1 error, 2 usage error).
+    """Run the command line; return the exit status (0 ok, 1 error, 2 usage error, 130 Ctrl-C).
+
+    Every failure ends in one message without a traceback: a coded error of causalunlearn, a
+    usage error, or, for any other exception (a bug), one line from :func:`bug_message`. With
+    ``--debug`` or ``CAUSALUNLEARN_DEBUG=1`` the full stack is printed before the message.
 
     Args:
         argv: The arguments after the program name (default: ``sys.argv[1:]``).
     """
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    configure_logging()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
-        return exc.code if isinstance(exc.code, int) else 2
-    if getattr(args, "handler", None) is None:
-        parser.print_help(sys.stderr)
-        return 2
-    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+            return exc.code if isinstance(exc.code, int) else 2
+        if getattr(args, "handler", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        debug = debug or args.debug
         import_user_modules(args.imports)
         return int(args.handler(args))
     except CausalUnlearnError as err:
+        if debug:
+            traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print("interrupted (Ctrl-C)", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - the guard: a bug is one line, never a bare stack
+        if debug:
+            traceback.print_exc()
+        print(bug_message(err, argv), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

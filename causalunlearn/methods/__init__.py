@@ -1,8 +1,9 @@
 """Non-training unlearning methods (SSD, ...) as *method entries*, beside the graphs.
 
 A method entry file (``format: causalunlearn.method/v1``) names a registered method and its
-parameters; :func:`load_any` reads either kind of file. Importing this package does not import
-torch.
+parameters; :func:`load_any` reads either kind of file, or a shipped one by name (``camu``,
+``ablations/no-cut-forget-z``, ``baselines/scrub``: its path under ``graphs/`` without ``.yaml``;
+:func:`shipped_graphs` lists them). Importing this package does not import torch.
 """
 
 from causalunlearn.methods.entry import (
@@ -21,6 +22,7 @@ from causalunlearn.methods.registry import (
     method_names,
     register_method,
 )
+from causalunlearn.methods.shipped import resolve_source, shipped_graphs
 
 __all__ = [
     "METHOD_FORMAT",
@@ -35,4 +37,6 @@ __all__ = [
     "method_from_dict",
     "method_names",
     "register_method",
+    "resolve_source",
+    "shipped_graphs",
 ]

@@ -35,6 +35,7 @@ from causalunlearn.graph import spec as S
 from causalunlearn.graph.parse import Collector, _get, _mapping
 from causalunlearn.graph.yamlio import read_yaml
 from causalunlearn.methods.registry import RegisteredMethod, get_method
+from causalunlearn.methods.shipped import missing_file_hint, resolve_source
 
 if TYPE_CHECKING:
     import torch
@@ -363,15 +364,14 @@ def method_from_dict(
 
 
 def _read(source: str | FsPath) -> tuple[FsPath | None, str, str]:
-    """``(path, text, name)`` of a file path or YAML text (anything containing a newline)."""
-    if isinstance(source, str) and "\n" in source:
-        return None, source, "<text>"
-    path = FsPath(source)
-    if not path.is_file():
-        raise MethodError(
-            [Problem("file-not-found", str(path), "no such file", "see `causalunlearn graphs`")]
-        )
-    return path, path.read_text(), path.name
+    """``(path, text, name)`` of a file path, a shipped name or YAML text (with a newline)."""
+    resolved = resolve_source(source)
+    if isinstance(resolved, str):
+        return None, resolved, "<text>"
+    if not resolved.is_file():
+        hint = missing_file_hint(resolved)
+        raise MethodError([Problem("file-not-found", str(resolved), "no such file", hint)])
+    return resolved, resolved.read_text(), resolved.name
 
 
 def load_method(
@@ -382,7 +382,9 @@ def load_method(
     """Load a method entry file (or YAML text), apply a preset, then overrides.
 
     Args:
-        source: Path to a ``.yaml`` file with ``format: causalunlearn.method/v1``, or YAML text.
+        source: Path to a ``.yaml`` file with ``format: causalunlearn.method/v1``, the name of a
+            shipped one (``baselines/ssd``, see :func:`~causalunlearn.methods.shipped_graphs`),
+            or YAML text.
         preset: Name of a preset of the entry (e.g. ``digits-class``).
         overrides: ``{"params.NAME": value}`` applied after the preset.
 
@@ -407,7 +409,9 @@ def _format_of(source: str | FsPath) -> Any:
 
 
 def is_method_file(source: str | FsPath) -> bool:
-    """Whether ``source`` (a path or YAML text) declares ``format: causalunlearn.method/v1``.
+    """Whether ``source`` (a path, a shipped name or YAML text) is a method entry.
+
+    That is, whether it declares ``format: causalunlearn.method/v1``.
 
     A file that cannot be read or parsed is not a method file (the graph loader then reports
     its problems).
@@ -423,14 +427,31 @@ def load_any(
     preset: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> S.Graph | MethodEntry:
-    """Load a graph file or a method entry file, whichever ``format`` it declares.
+    """Load a graph or a method entry, whichever ``format`` it declares.
+
+    Args:
+        source: A file path (``graphs/camu.yaml``), the name of a shipped method — its path
+            under ``graphs/`` without ``.yaml``: ``camu``, ``ablations/no-cut-forget-z``,
+            ``baselines/scrub`` (see :func:`~causalunlearn.methods.shipped_graphs`) — or YAML
+            text. An existing path wins over a shipped name.
+        preset: Name of a preset of the graph or entry.
+        overrides: Dotted-path overrides applied after the preset.
 
     Returns:
         A :class:`~causalunlearn.graph.spec.Graph` (``causalunlearn.graph/v1`` or no format, as
         :func:`~causalunlearn.graph.load_graph` accepts) or a :class:`MethodEntry`.
+
+    Raises:
+        GraphError: ``unknown-graph`` for a name that is neither a file nor a shipped method
+            (with a did-you-mean hint), ``file-not-found`` for a missing ``.yaml`` path, and
+            every problem of the file (a :class:`MethodError` for a method entry).
     """
-    if is_method_file(source):
-        return load_method(source, preset=preset, overrides=overrides)
+    resolved = resolve_source(source)
+    if isinstance(resolved, FsPath) and not resolved.is_file():
+        hint = missing_file_hint(resolved)
+        raise GraphError([Problem("file-not-found", str(resolved), "no such graph file", hint)])
+    if is_method_file(resolved):
+        return load_method(resolved, preset=preset, overrides=overrides)
     from causalunlearn.graph.yamlio import load_graph
 
-    return load_graph(source, preset=preset, overrides=dict(overrides or {}) or None)
+    return load_graph(resolved, preset=preset, overrides=dict(overrides or {}) or None)
