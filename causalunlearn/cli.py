@@ -254,7 +254,7 @@ register_command(
 )
 register_command(
     "graphs",
-    "list the graph files shipped with causalunlearn",
+    "list the shipped graphs; name one by its path without .yaml, e.g. baselines/scrub",
     add_graphs_arguments,
     graphs_command,
 )
