@@ -39,13 +39,13 @@ from causalunlearn.data import load_dataset, make_split
 from causalunlearn.graph import load_graph
 from causalunlearn.models.zoo import build_model
 from causalunlearn.pipeline import (
-    ModelCache,
     evaluate,
     pick_device,
     train_from_scratch,
     unlearn,
 )
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.model_cache import ModelCache
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMU = ROOT / "graphs" / "camu.yaml"

@@ -50,7 +50,7 @@ _LAZY = {
     "unlearn": "causalunlearn.pipeline",
     "unlearn_stacked": "causalunlearn.stacked",
     "evaluate": "causalunlearn.pipeline",
-    "ModelCache": "causalunlearn.pipeline",
+    "ModelCache": "causalunlearn.studies.model_cache",
     "Recipe": "causalunlearn.recipes",
     "run_experiment": "causalunlearn.experiment",
     "RunSettings": "causalunlearn.experiment",

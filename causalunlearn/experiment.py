@@ -29,8 +29,9 @@ from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import predict
 from causalunlearn.metrics.gaps import activation_distance, average_gap, mean_std, tow
 from causalunlearn.models.zoo import build_model, load_state, save_state
-from causalunlearn.pipeline import ModelCache, _model_name, evaluate, pick_device, unlearn
+from causalunlearn.pipeline import _model_name, evaluate, pick_device, unlearn
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import run_folder
 from causalunlearn.summary import AVERAGE_GAP_KEYS
 

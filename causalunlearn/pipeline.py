@@ -9,26 +9,23 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
-from causalunlearn.data import TensorData, default_cache_dir
+from causalunlearn.data import TensorData
 from causalunlearn.data.splits import Split
 from causalunlearn.data.views import view_base
 from causalunlearn.errors import CausalUnlearnError, RunError
 from causalunlearn.execute import apply_run_options, check_executor
 from causalunlearn.graph import spec as S
-from causalunlearn.locks import exclusive
 from causalunlearn.metrics.accuracy import accuracy_report, predict
 from causalunlearn.metrics.mia import mia_sorted_softmax_from_logits
 from causalunlearn.metrics.mia_more import mia_efficacy_svc, mia_entropy_lr, mia_loss_lr_cv
-from causalunlearn.models.zoo import build_model, load_state, save_state
+from causalunlearn.models.zoo import build_model
 from causalunlearn.recipes import Recipe, training_graph
 from causalunlearn.train import TrainLog, run_schedule
 
@@ -116,73 +113,6 @@ def train_from_scratch(
     )
     net.eval()
     return net, log
-
-
-@dataclass
-class ModelCache:
-    """State-dict cache of original models and retrain oracles.
-
-    Originals are keyed by (dataset, model, recipe, seed); oracles by the same plus the split's
-    digest. Files are ``state_dict``s written atomically and read with ``weights_only=True``.
-    """
-
-    root: Path = field(default_factory=lambda: default_cache_dir() / "models")
-
-    def path(
-        self, dataset: str, model: str, recipe: Recipe, seed: int, split: Split | None = None
-    ) -> Path:
-        """Where a cached model lives."""
-        name = (
-            f"original-seed{seed}.pt" if split is None else f"oracle-{split.digest()}-seed{seed}.pt"
-        )
-        return Path(self.root) / dataset / model / recipe.key() / name
-
-    def get(
-        self,
-        data: TensorData,
-        split: Split,
-        which: str,
-        *,
-        model: str,
-        recipe: Recipe,
-        seed: int,
-        device: torch.device,
-        progress: bool = True,
-    ) -> tuple[nn.Module, dict[str, Any]]:
-        """The cached ``original`` or ``oracle`` model, training and caching it on a miss.
-
-        Returns:
-            The model (eval mode, on ``device``) and ``{"cached": bool, "seconds": float}``.
-        """
-        path = self.path(data.name, model, recipe, seed, None if which == "original" else split)
-        net = build_model(model, data.num_classes, data.input_shape, seed=seed)
-        if path.is_file():
-            load_state(net, path)
-            return net.to(device).eval(), {"cached": True, "seconds": 0.0, "path": str(path)}
-        # One process trains a missing model; another that needs it at the same time waits for
-        # the lock and then loads the file (a killed trainer releases the lock: locks.py).
-        with exclusive(path, wait=True, what=f"cached {which} model"):
-            if path.is_file():
-                load_state(net, path)
-                return net.to(device).eval(), {"cached": True, "seconds": 0.0, "path": str(path)}
-            start = time.perf_counter()
-            on = "train" if which == "original" else "retain"
-            net, _ = train_from_scratch(
-                data,
-                split,
-                on,
-                model=model,
-                recipe=recipe,
-                seed=seed,
-                device=device,
-                progress=progress,
-            )
-            save_state(net, path)
-        return net.eval(), {
-            "cached": False,
-            "seconds": time.perf_counter() - start,
-            "path": str(path),
-        }
 
 
 @dataclass

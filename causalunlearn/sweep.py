@@ -16,9 +16,9 @@ at the start of each cell), so the resumed sweep ends with the same numbers as o
 never interrupted. A cell file made with a different graph or settings is an error, not a
 silent mix (``--overwrite`` recomputes it).
 
-Original models and oracles come from :class:`~causalunlearn.pipeline.ModelCache` (trained
-once per dataset, model, recipe and seed), so a new method added to a finished sweep costs only
-its own runs.
+Original models and oracles come from :class:`~causalunlearn.studies.model_cache.ModelCache`
+(trained once per architecture, training data, recipe and seed), so a new method added to a
+finished sweep costs only its own runs.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import predict
 from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
 from causalunlearn.metrics.relearn import relearn_time, relearning_curve
-from causalunlearn.pipeline import ModelCache, _model_name, pick_device, scores_from_logits, unlearn
+from causalunlearn.pipeline import _model_name, pick_device, scores_from_logits, unlearn
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import sweep_folder
 from causalunlearn.summary import (  # noqa: F401 - re-exported
     AVERAGE_GAP_KEYS,

@@ -12,7 +12,7 @@ torch.set_num_threads(1)
 def digits_class0(tmp_path_factory):
     """Digits with class 0 to forget, and an MLP trained on it for 5 epochs (cached per session)."""
     from causalunlearn.data import load_dataset, make_split
-    from causalunlearn.pipeline import ModelCache
+    from causalunlearn.studies.model_cache import ModelCache
     from causalunlearn.recipes import Recipe
 
     data = load_dataset("digits")

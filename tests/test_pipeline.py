@@ -16,7 +16,7 @@ from causalunlearn.errors import CausalUnlearnError, DataError, RunError
 from causalunlearn.experiment import RunSettings, markdown_table, mean_std, run_experiment
 from causalunlearn.graph import load_graph
 from causalunlearn.models.zoo import build_model, save_state
-from causalunlearn.pipeline import ModelCache, evaluate, unlearn
+from causalunlearn.pipeline import evaluate, unlearn
 from causalunlearn.recipes import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,45 +33,6 @@ def digits():
 def settings(tmp_path):
     return RunSettings(
         dataset="digits", seeds=(0,), recipe=FAST, cache_dir=str(tmp_path / "cache"), progress=False
-    )
-
-
-def test_model_cache_miss_then_hit(digits, tmp_path, monkeypatch):
-    cache = ModelCache(tmp_path / "models")
-    split = make_split(digits.train_y, "class:0", 0, digits.num_classes)
-    first, info = cache.get(
-        digits,
-        split,
-        "original",
-        model="mlp",
-        recipe=FAST,
-        seed=0,
-        device=torch.device("cpu"),
-        progress=False,
-    )
-    assert info["cached"] is False and Path(info["path"]).is_file()
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("a cache hit must not train")
-
-    monkeypatch.setattr(pipeline, "train_from_scratch", no_training)
-    second, info2 = cache.get(
-        digits,
-        split,
-        "original",
-        model="mlp",
-        recipe=FAST,
-        seed=0,
-        device=torch.device("cpu"),
-        progress=False,
-    )
-    assert info2["cached"] is True
-    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
-    # The oracle is keyed by the split too: another split is a miss.
-    other = make_split(digits.train_y, "class:1", 0, digits.num_classes)
-    assert cache.path("digits", "mlp", FAST, 0, split) != cache.path(
-        "digits", "mlp", FAST, 0, other
     )
 
 

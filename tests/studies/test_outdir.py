@@ -348,21 +348,21 @@ TRAIN = textwrap.dedent(
     import json, sys, time
     import torch
     torch.set_num_threads(1)
-    import causalunlearn.pipeline as P
+    import causalunlearn.studies.model_cache as M
     from causalunlearn.data import load_dataset, make_split
     from causalunlearn.recipes import Recipe
 
-    real = P.train_from_scratch
+    real = M.train_from_scratch
     def slow(*args, **kwargs):  # widen the window in which both processes want the model
         out = real(*args, **kwargs)
         time.sleep(3)
         return out
-    P.train_from_scratch = slow
+    M.train_from_scratch = slow
     data = load_dataset("digits")
     split = make_split(data.train_y, "class:0", 0, data.num_classes)
     print("ready", flush=True)
     sys.stdin.readline()  # both start together
-    _, info = P.ModelCache(sys.argv[1]).get(
+    _, info = M.ModelCache(sys.argv[1]).get(
         data, split, "original", model="mlp", recipe=Recipe(epochs=1), seed=0,
         device=torch.device("cpu"), progress=False,
     )

@@ -1,0 +1,235 @@
+"""The cache of trained originals and retrain oracles, keyed by what determines them.
+
+A cached model is reused only when everything that decides its weights is the same; the key is
+a fingerprint (SHA-256 of a JSON document) of:
+
+- the **architecture**: the class, ``repr`` of the module tree (layer types and sizes, the
+  activation — ReLU and Tanh differ) and every parameter's name, shape and dtype, of the model
+  that the registered name builds now (so editing a registered model invalidates its entries);
+- the **training data**: name, shapes and a hash of the training tensors *as preprocessed* (so
+  another normalisation is another dataset), and for an oracle the **retain set** only (not the
+  whole split: oracles of splits with the same retain set — class removal under another split
+  seed — are shared);
+- the **recipe** (epochs, batch size, optimiser, learning rate, weight decay), the **training
+  seed**, and the **numerics** (default dtype; CPU numerics settings join here).
+
+Layout: ``ROOT/DATASET/MODEL/{original,oracle}-<fingerprint[:20]>.pt`` with a ``.json`` beside it
+holding the whole fingerprint document. A file whose ``.json`` is missing or holds another
+fingerprint is refused (``cache-mismatch``), never loaded. Files are state dicts written
+atomically and read with ``weights_only=True``; one process trains a missing model while the
+others that need it wait on its lock (:mod:`causalunlearn.locks`) and then load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from causalunlearn.atomic import atomic_write
+from causalunlearn.data import TensorData, default_cache_dir
+from causalunlearn.data.splits import Split
+from causalunlearn.errors import ModelError
+from causalunlearn.locks import exclusive
+from causalunlearn.models.zoo import build_model, load_state, save_state
+from causalunlearn.pipeline import train_from_scratch
+from causalunlearn.recipes import Recipe
+
+#: Version of the fingerprint document; bump it when its content changes meaning.
+FINGERPRINT_FORMAT = "causalunlearn.model-fingerprint/v1"
+_DATA_HASHES: dict[int, tuple[Any, str]] = {}
+
+
+def _sha(*chunks: bytes) -> str:
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().numpy().tobytes()
+
+
+def architecture_fingerprint(net: nn.Module) -> dict[str, Any]:
+    """What the module tree is: class, ``repr`` and parameter/buffer shapes (no values)."""
+    cls = type(net)
+    shapes = [[k, list(v.shape), str(v.dtype)] for k, v in net.state_dict().items()]
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "repr_sha256": _sha(repr(net).encode()),
+        "state_shapes_sha256": _sha(json.dumps(shapes).encode()),
+    }
+
+
+def data_fingerprint(data: TensorData) -> dict[str, Any]:
+    """The training tensors as the model sees them (after preprocessing), by content.
+
+    Hashing MNIST's 188 MB of training inputs takes a fraction of a second; the result is kept
+    per ``TensorData`` object for the life of the process.
+    """
+    cached = _DATA_HASHES.get(id(data))
+    if cached is None or cached[0] is not data:
+        digest = _sha(_tensor_bytes(data.train_x), _tensor_bytes(data.train_y))
+        cached = (data, digest)
+        _DATA_HASHES.clear()  # one dataset at a time is the common case; bounds memory
+        _DATA_HASHES[id(data)] = cached
+    return {
+        "name": data.name,
+        "train_x_shape": list(data.train_x.shape),
+        "num_classes": data.num_classes,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "train_sha256": cached[1],
+    }
+
+
+def numerics_fingerprint() -> dict[str, Any]:
+    """Process-wide numeric settings that change trained weights."""
+    return {"default_dtype": str(torch.get_default_dtype())}
+
+
+def retain_fingerprint(split: Split) -> str:
+    """The oracle's training rows: the retain indices, in order."""
+    return _sha(np.ascontiguousarray(split.retain, dtype=np.int64).tobytes())
+
+
+@dataclass
+class ModelCache:
+    """State-dict cache of original models and retrain oracles (see the module docstring).
+
+    Attributes:
+        root: The cache folder (default ``$CAUSALUNLEARN_CACHE/models``).
+    """
+
+    root: Path = field(default_factory=lambda: default_cache_dir() / "models")
+
+    def fingerprint(
+        self,
+        data: TensorData,
+        split: Split,
+        which: str,
+        *,
+        model: str,
+        recipe: Recipe,
+        seed: int,
+    ) -> dict[str, Any]:
+        """The document whose hash keys ``which`` (``original`` or ``oracle``)."""
+        if which not in ("original", "oracle"):
+            raise ValueError(f"which is 'original' or 'oracle', not {which!r}")
+        net = build_model(model, data.num_classes, data.input_shape, seed=seed)
+        doc: dict[str, Any] = {
+            "format": FINGERPRINT_FORMAT,
+            "which": which,
+            "model": model,
+            "architecture": architecture_fingerprint(net),
+            "data": data_fingerprint(data),
+            "recipe": asdict(recipe),
+            "seed": int(seed),
+            "numerics": numerics_fingerprint(),
+        }
+        if which == "oracle":
+            doc["retain_sha256"] = retain_fingerprint(split)
+            doc["retain_rows"] = int(len(split.retain))
+        return doc
+
+    def path_for(self, doc: dict[str, Any]) -> Path:
+        """Where the model of a fingerprint document lives."""
+        key = _sha(json.dumps(doc, sort_keys=True).encode())
+        return (
+            Path(self.root) / doc["data"]["name"] / doc["model"] / f"{doc['which']}-{key[:20]}.pt"
+        )
+
+    def path(
+        self,
+        data: TensorData,
+        split: Split,
+        which: str,
+        *,
+        model: str,
+        recipe: Recipe,
+        seed: int,
+    ) -> Path:
+        """Where the cached ``which`` model of these settings lives (trained or not)."""
+        return self.path_for(
+            self.fingerprint(data, split, which, model=model, recipe=recipe, seed=seed)
+        )
+
+    def _load(self, path: Path, doc: dict[str, Any], net: nn.Module) -> nn.Module:
+        sidecar = path.with_suffix(".json")
+        try:
+            stored = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if stored != doc:
+            raise ModelError(
+                "cache-mismatch",
+                f"the cached model {path} has no fingerprint, or one of other settings"
+                f" ({sidecar.name} {'is missing or unreadable' if stored is None else 'differs'})",
+                f"delete {path} and {sidecar.name} to retrain it",
+            )
+        try:
+            return load_state(net, path)
+        except ModelError as err:
+            raise ModelError(
+                "corrupt-cache-entry",
+                f"the cached model {path} cannot be loaded: {err.message}",
+                f"delete {path} and {sidecar.name} (the cache entry) to retrain it",
+            ) from None
+
+    def get(
+        self,
+        data: TensorData,
+        split: Split,
+        which: str,
+        *,
+        model: str,
+        recipe: Recipe,
+        seed: int,
+        device: torch.device,
+        progress: bool = True,
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        """The cached ``original`` or ``oracle`` model, training and caching it on a miss.
+
+        Returns:
+            The model (eval mode, on ``device``) and ``{"cached": bool, "seconds": float,
+            "path": str, "fingerprint": str}``.
+
+        Raises:
+            ModelError: ``cache-mismatch`` or ``corrupt-cache-entry`` for a cache file that
+                cannot be trusted (the hint names the files to delete).
+        """
+        doc = self.fingerprint(data, split, which, model=model, recipe=recipe, seed=seed)
+        path = self.path_for(doc)
+        info = {"cached": True, "seconds": 0.0, "path": str(path), "fingerprint": path.stem}
+        net = build_model(model, data.num_classes, data.input_shape, seed=seed)
+        if path.is_file():
+            return self._load(path, doc, net).to(device).eval(), info
+        # One process trains a missing model; another that needs it at the same time waits for
+        # the lock and then loads the file (a killed trainer releases the lock: locks.py).
+        with exclusive(path, wait=True, what=f"cached {which} model"):
+            if path.is_file():
+                return self._load(path, doc, net).to(device).eval(), info
+            start = time.perf_counter()
+            on = "train" if which == "original" else "retain"
+            net, _ = train_from_scratch(
+                data,
+                split,
+                on,
+                model=model,
+                recipe=recipe,
+                seed=seed,
+                device=device,
+                progress=progress,
+            )
+            # The fingerprint first: a model file never exists without the key it was made for.
+            atomic_write(path.with_suffix(".json"), json.dumps(doc, sort_keys=True, indent=1))
+            save_state(net, path)
+        return net.eval(), {**info, "cached": False, "seconds": time.perf_counter() - start}
