@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 from causalunlearn.errors import RunError
@@ -30,6 +32,56 @@ def _seeds(text: str) -> list[int]:
     return int_list(text)
 
 
+#: The devices ``--device`` takes (``auto``: CUDA when present, else CPU).
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
+
+
+def device_name(text: str) -> str:
+    """A ``--device`` value (an argparse type): refused at once, not after the data is loaded."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"[bad-device] unknown device {text[:40]!r}; use {DEVICE_FORMS}"
+        )
+    return text.strip()
+
+
+def positive_int(text: str) -> int:
+    """A count such as ``--threads`` (an argparse type): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"[bad-count] expected a whole number of at least 1, got {text[:40]!r}"
+            " (leave the option out for the default)"
+        )
+    return value
+
+
+def cache_folder(text: str) -> str:
+    """A ``--cache-dir`` value (an argparse type): a folder that exists or can be made, and that
+    this process can write in (tried by writing, since ``os.access`` says yes to root even on an
+    immutable or read-only-mounted folder)."""
+    path = Path(text).expanduser()
+    probe = path
+    while not probe.exists() and probe != probe.parent:  # the nearest folder that exists
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"[bad-cache-dir] {text!r} cannot be a cache folder: {str(probe)!r} is a file"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise argparse.ArgumentTypeError(
+            f"[bad-cache-dir] cannot write in {str(probe)!r} ({err.strerror or err});"
+            " give a writable --cache-dir"
+        ) from None
+    return text
+
+
 def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
     """Where data and models come from, how to run (shared by run, compare, ablate, tune)."""
     parser.add_argument(
@@ -43,14 +95,23 @@ def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)"
     )
     parser.add_argument(
-        "--cache-dir", help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)"
+        "--cache-dir",
+        type=cache_folder,
+        help="cache of datasets and models (else $CAUSALUNLEARN_CACHE)",
     )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument(
+        "--device",
+        type=device_name,
+        default=None,
+        help="cpu, cuda, cuda:N or mps (default: cuda when present)",
+    )
     parser.add_argument(
         "--attacker", default="gbdt", help="attacker of the CaMU MIA: gbdt or xgboost"
     )
     parser.add_argument(
-        "--threads", type=int, help="CPU threads for torch (default: torch's; 1 suits small models)"
+        "--threads",
+        type=positive_int,
+        help="CPU threads for torch, at least 1 (default: torch's; 1 suits small models)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(

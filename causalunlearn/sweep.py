@@ -24,6 +24,7 @@ finished sweep costs only its own runs.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -43,7 +44,7 @@ from causalunlearn.entries import (  # noqa: F401 - re-exported
     load_entry,
     preset_names,
 )
-from causalunlearn.errors import RunError
+from causalunlearn.errors import RunError, shown
 from causalunlearn.experiment import write_json
 from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import predict
@@ -149,6 +150,32 @@ def _failed_cell(entry, dataset, scenario, seed, identity, err: RunError) -> dic
     }
 
 
+_log = logging.getLogger(__name__)
+
+
+def read_cell(path: Path) -> dict[str, Any]:
+    """A sweep folder's JSON file (a cell or a reference), checked to be a JSON object.
+
+    Raises:
+        RunError: ``corrupt-cell`` naming the file (truncated by a full disk, edited by hand, ...)
+            and how to recompute it.
+    """
+    try:
+        cell = json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:  # ValueError: JSON and UTF-8 decoding errors
+        why = shown(str(err))
+    else:
+        if isinstance(cell, dict):
+            return cell
+        why = f"it holds a {type(cell).__name__}, not a JSON object"
+    raise RunError(
+        "corrupt-cell",
+        f"sweep file {path} cannot be read ({why})",
+        "delete that file and run the sweep again to recompute it (the other cells are kept),"
+        " or rerun with --overwrite to recompute every unreadable cell",
+    )
+
+
 def _safe(text: str) -> str:
     return text.replace(":", "-").replace(",", "_").replace("/", "_").replace("=", "")
 
@@ -239,7 +266,12 @@ class Sweep:
     def _finished(self, path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
         if not path.is_file():
             return None
-        cell = json.loads(path.read_text())
+        try:
+            cell = read_cell(path)
+        except RunError:
+            if self.overwrite:  # recomputed like a cell of other settings
+                return None
+            raise
         if cell.get("identity") == identity:
             return cell
         if self.overwrite:
@@ -353,7 +385,12 @@ class Sweep:
             )
         ref_path = self.reference_path(dataset, scenario, seed)
         identity = {"split": split.digest(), "model": model_name, "settings": s.key()}
-        reference = json.loads(ref_path.read_text()) if ref_path.is_file() else None
+        reference = None
+        if ref_path.is_file():
+            try:
+                reference = read_cell(ref_path)
+            except RunError as err:  # derived data: recomputed, not a reason to stop
+                _log.warning("%s; recomputing it", err.message)
         if reference is None or reference.get("identity") != identity:
             reference = {"identity": identity, "models": info, "metrics": {}}
             original_forget = None
@@ -539,7 +576,7 @@ class Sweep:
         for seed in self.settings.seeds:
             path = self.reference_path(dataset, scenario, seed)
             if path.is_file():
-                ref = json.loads(path.read_text())
+                ref = read_cell(path)
                 refs.append((seed, ref["metrics"], ref.get("extra", {})))
         oracle_by_seed = {seed: m["oracle"] for seed, m, _ in refs}
         rows: dict[str, Any] = {}
@@ -556,7 +593,7 @@ class Sweep:
             for seed in self.settings.seeds:
                 path = self.cell_path(entry.label, dataset, scenario, seed)
                 if path.is_file():
-                    cell = json.loads(path.read_text())
+                    cell = read_cell(path)
                     (failed if cell.get("status") == "failed" else cells).append(cell)
             if failed:
                 failures[entry.label] = {

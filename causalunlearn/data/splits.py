@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from causalunlearn.atomic import atomic_write
-from causalunlearn.errors import DataError
+from causalunlearn.errors import DataError, shown
 
 __all__ = ["SCENARIO_FORMS", "Scenario", "Split", "make_split", "parse_scenario"]
 
@@ -324,25 +324,34 @@ def _read_indices(path_text: str, n: int) -> np.ndarray:
                 isinstance(v, int) and not isinstance(v, bool) for v in values
             ):
                 raise bad("expected a JSON list of integers (or an object with a 'forget' list)")
-            values = np.asarray(values, dtype=np.int64)
         else:
             text = re.sub(r"#[^\n]*", "", path.read_text(encoding="utf-8"))
             tokens = [t for t in re.split(r"[\s,]+", text) if t]
-            if any(not re.fullmatch(r"[+-]?\d+", t) for t in tokens):
-                raise bad("holds something other than integers")
-            values = np.asarray([int(t) for t in tokens], dtype=np.int64)
+            if any(not re.fullmatch(r"[+-]?\d{1,30}", t) for t in tokens):
+                raise bad("holds something other than integers (of at most 30 digits)")
+            values = [int(t) for t in tokens]
     except DataError:
         raise
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
-        raise bad(f"cannot be read: {exc}") from exc
-    values = np.asarray(values)
+        raise bad(f"cannot be read: {shown(str(exc))}") from exc
+    # The range is checked before any cast to int64: a value beyond int64 (a Python int from
+    # .txt/.json, a uint64 or float from .npy) is reported as it was written, never wrapped.
+    if isinstance(values, list):
+        outside = [v for v in values if not 0 <= v < n]
+        if outside:
+            raise bad(f"{len(outside)} index(es) outside 0..{n - 1}, e.g. {shown(outside[:5])}")
+        values = np.asarray(values, dtype=np.int64)
+    values = np.asarray(values).reshape(-1)
     if values.size and not np.issubdtype(values.dtype, np.integer):
-        if not (np.issubdtype(values.dtype, np.floating) and np.all(values == np.round(values))):
+        if not np.issubdtype(values.dtype, np.floating):
             raise bad(f"holds non-integer values ({values.dtype})")
-    values = values.reshape(-1).astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            if not np.all(values == np.round(values)):  # NaN and inf are not integers either
+                raise bad(f"holds non-integer values ({values.dtype})")
     outside = values[(values < 0) | (values >= n)]
     if outside.size:
         raise bad(f"{outside.size} index(es) outside 0..{n - 1}, e.g. {outside[:5].tolist()}")
+    values = values.astype(np.int64)
     uniq, counts = np.unique(values, return_counts=True)
     if uniq.size != values.size:
         raise bad(f"duplicate indices, e.g. {uniq[counts > 1][:5].tolist()}")
