@@ -173,6 +173,14 @@ def _walk(
             _walk(item, sub, lines, problems, source, seen, stack)
 
 
+_BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
 def read_text_file(path: FsPath, what: str = "graph file") -> str:
     """The text of a graph (or sweep) file: UTF-8, at most :data:`MAX_FILE_BYTES`.
 
@@ -203,8 +211,14 @@ def read_text_file(path: FsPath, what: str = "graph file") -> str:
             "unreadable-file", f"the {what} cannot be read: {err.strerror or err}", ""
         ) from None
     save = "save it as UTF-8 text (your editor's encoding menu, or `iconv -f LATIN1 -t UTF-8`)"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise fail("not-utf8", f"the {what} is UTF-16 encoded, not UTF-8", save)
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            raise fail(
+                "not-utf8",
+                f"the {what} is {encoding} encoded, not UTF-8",
+                f"save it as UTF-8 text (your editor's encoding menu, or "
+                f"`iconv -f {encoding} -t UTF-8`)",
+            )
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise fail(
