@@ -8,36 +8,19 @@ with a did-you-mean hint, wrong types, bad values, then the semantic checks of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import MISSING, fields
+from dataclasses import replace
 from typing import Any
 
 from causalunlearn.errors import GraphError, Problem, did_you_mean, shown
+from causalunlearn.graph import schema
 from causalunlearn.graph import spec as S
+from causalunlearn.graph.schema import Field, Issue
 
 Path = tuple[str, ...]
 
-TOP_FIELDS = (
-    "format",
-    "name",
-    "summary",
-    "citation",
-    "nodes",
-    "mechanisms",
-    "interventions",
-    "stages",
-    "schedule",
-    "presets",
-)
-NODE_FIELDS = {
-    "data": ("kind", "split", "sample", "repeat", "derived_from", "paired_with", "do"),
-    "representation": ("kind", "layer"),
-    "output": ("kind",),
-    "parameters": ("kind",),
-}
-REFERENCE_FIELDS = (*S.REFERENCE_KINDS, "align", "at", "seed")
 _MISSING = object()
+_SCALAR_KINDS = (str, int, float, bool)
 
 
 class Collector:
@@ -104,6 +87,72 @@ def _mapping(c: Collector, value: Any, path: Path, allowed: tuple[str, ...], req
     return dict(value)
 
 
+def value_problem(c: Collector, where: Path, key: str, value: Any, issue: Issue) -> None:
+    """Report what is wrong with ``value`` of field ``key`` (the one wording for graphs read from
+    YAML and graphs built in Python)."""
+    f = issue.field
+    if issue.what == "type":
+        c.add(
+            "wrong-type",
+            where,
+            f"expected {f.type_name()}, got {type(value).__name__} {shown(value)}",
+            "write numbers without quotes, e.g. 1.0e-3" if f.kind in (int, float) else "",
+        )
+    elif issue.what == "non-finite":
+        c.add("non-finite", where, f"{key} must be a finite number, got {value}")
+    elif issue.what == "choice":
+        c.add(
+            "bad-value",
+            where,
+            f"{shown(value)} is not a valid {key}",
+            did_you_mean(value, f.allowed),
+        )
+    elif issue.what == "bound":
+        c.add("bad-value", where, f"{key} must be {f.bound_text()}, got {shown(value)}")
+    else:
+        c.add("bad-value", where, f"{key} may not be empty")
+
+
+def _read(c: Collector, m: Mapping, key: str, path: Path, f: Field, default: Any = _MISSING) -> Any:
+    """Read ``m[key]`` as field ``f`` says; a missing or null key, or a bad value (reported),
+    gives ``default`` (the field's own when not given; ``None`` for a required field)."""
+    fallback = f.missing_value if default is _MISSING else default
+    if key not in m or m[key] is None:
+        if f.required and key in m:  # a missing key is reported with the mapping's keys
+            c.add("missing-field", (*path, key), f"required field '{key}' is empty")
+        return fallback
+    value = m[key]
+    if f.kind == schema.NAMES:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            c.add("wrong-type", (*path, key), f"expected a list of names, got {shown(value)}")
+            return fallback
+        return tuple(value)
+    value, issue = f.convert(value)
+    if issue is not None:
+        value_problem(c, (*path, key), key, m[key], issue)
+        return fallback
+    return value
+
+
+def _read_fields(
+    c: Collector,
+    m: Mapping,
+    cls: type,
+    path: Path,
+    names: tuple[str, ...] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every scalar and list-of-names field of ``cls`` (or those in ``names``), read from ``m``
+    in the table's order; nested objects are read by their own functions."""
+    out = {}
+    for name, f in schema.fields_of(cls).items():
+        if (names is None or name in names) and (f.kind in _SCALAR_KINDS or f.kind == schema.NAMES):
+            out[name] = _read(c, m, name, path, f, (defaults or {}).get(name, _MISSING))
+    return out
+
+
 def _get(
     c: Collector,
     m: Mapping,
@@ -113,45 +162,10 @@ def _get(
     default: Any = _MISSING,
     choices: tuple[Any, ...] | None = None,
 ) -> Any:
-    """Read ``m[key]`` as ``kind`` (float accepts int; bool is never a number)."""
-    if key not in m or m[key] is None:
-        if default is _MISSING:
-            return None
-        return default
-    value = m[key]
-    where = (*path, key)
-    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        c.add(
-            "wrong-type",
-            where,
-            f"expected {kind.__name__}, got {type(value).__name__} {shown(value)}",
-            "write numbers without quotes, e.g. 1.0e-3" if kind in (int, float) else "",
-        )
-        return default if default is not _MISSING else None
-    if kind is float and not math.isfinite(value):
-        c.add("non-finite", where, f"{key} must be a finite number, got {value}")
-        return default if default is not _MISSING else None
-    if choices is not None and value not in choices:
-        c.add(
-            "bad-value", where, f"{shown(value)} is not a valid {key}", did_you_mean(value, choices)
-        )
-        return default if default is not _MISSING else None
-    return value
-
-
-def _str_list(c: Collector, m: Mapping, key: str, path: Path) -> tuple[str, ...] | None:
-    if key not in m or m[key] is None:
-        return None
-    value = m[key]
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        c.add("wrong-type", (*path, key), f"expected a list of names, got {shown(value)}")
-        return None
-    return tuple(value)
+    """Read ``m[key]`` as ``kind`` (float accepts int; bool is never a number), for mappings
+    that are not in the schema table (method entries)."""
+    f = Field(kind, None if default is _MISSING else default, choices=choices)
+    return _read(c, m, key, path, replace(f, finite=kind is float))
 
 
 def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
@@ -167,11 +181,9 @@ def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
             did_you_mean(op, S.DO_OPS),
         )
         return None
-    params_spec = S.DO_OPS[op]
+    params_spec = schema.do_fields(op)
     m = _mapping(c, raw, path, ("op", *params_spec))
-    params = {}
-    for name, (kind, default, choices) in params_spec.items():
-        params[name] = _get(c, m, name, path, kind, default, choices)
+    params = {name: _read(c, m, name, path, f) for name, f in params_spec.items()}
     return S.DoOp(op, tuple(sorted(params.items())))
 
 
@@ -180,7 +192,7 @@ def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | No
         c.add("wrong-type", path, f"node {shown(node_id)} must be a mapping with a 'kind'")
         c.mark_unbuilt("nodes", node_id)
         return None
-    kind = _get(c, raw, "kind", path, str, None, S.NODE_KINDS)
+    kind = _read(c, raw, "kind", path, schema.field(S.Node, "kind"))
     if kind is None:
         c.mark_unbuilt("nodes", node_id)
         if "kind" not in raw:
@@ -191,12 +203,11 @@ def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | No
                 "kinds: " + ", ".join(S.NODE_KINDS),
             )
         return None
-    m = _mapping(c, raw, path, NODE_FIELDS[kind])
+    keys = schema.node_keys(kind)
+    m = _mapping(c, raw, path, keys)
+    values = _read_fields(c, m, S.Node, path, tuple(k for k in keys if k != "kind"))
     if kind != "data":
-        layer = (
-            _get(c, m, "layer", path, str, "representation") if kind == "representation" else None
-        )
-        return S.Node(node_id, kind, layer=layer)
+        return S.Node(node_id, kind, **values)
     do_raw = m.get("do") or []
     if not isinstance(do_raw, list):
         c.add("wrong-type", (*path, "do"), "'do' must be a list of operations")
@@ -205,16 +216,7 @@ def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | No
     ops = tuple(op for i, r in enumerate(do_raw) if (op := _parse_do(c, r, (*path, "do", str(i)))))
     if len(ops) != len(do_raw):
         c.mark_unbuilt("do", node_id)
-    return S.Node(
-        node_id,
-        "data",
-        split=_get(c, m, "split", path, str, None, S.SPLITS),
-        sample=_get(c, m, "sample", path, str, "all", S.SAMPLES),
-        repeat=_get(c, m, "repeat", path, int, 1),
-        derived_from=_get(c, m, "derived_from", path, str, None),
-        paired_with=_get(c, m, "paired_with", path, str, None),
-        do=ops,
-    )
+    return S.Node(node_id, "data", do=ops, **values)
 
 
 def _parse_reference(c: Collector, raw: Any, path: Path) -> S.Reference | None:
@@ -229,7 +231,7 @@ def _parse_reference(c: Collector, raw: Any, path: Path) -> S.Reference | None:
             "e.g. {original: retain_sample} or {labels: counterfactual, align: paired}",
         )
         return None
-    m = _mapping(c, raw, path, REFERENCE_FIELDS)
+    m = _mapping(c, raw, path, schema.reference_keys())
     kinds = [k for k in S.REFERENCE_KINDS if k in m]
     if len(kinds) != 1:
         c.add(
@@ -240,20 +242,12 @@ def _parse_reference(c: Collector, raw: Any, path: Path) -> S.Reference | None:
         )
         return None
     kind = kinds[0]
-    if kind == "distribution":
-        dist = _get(c, m, kind, path, str, None, S.DISTRIBUTIONS)
-        stream = None
-    else:
-        dist, stream = None, _get(c, m, kind, path, str, None)
+    # The kind is the key; its value is the stream (the distribution for ``distribution``).
+    value_field = "distribution" if kind == "distribution" else "stream"
+    values = {value_field: _read(c, m, kind, path, schema.field(S.Reference, value_field))}
     c.unbuilt["references"].discard(path[1])
-    return S.Reference(
-        kind,
-        stream=stream,
-        distribution=dist,
-        align=_get(c, m, "align", path, str, "same", S.ALIGNS),
-        at=_get(c, m, "at", path, str, None),
-        seed=_get(c, m, "seed", path, int, 0),
-    )
+    modifiers = tuple(k for k in schema.reference_keys() if k not in S.REFERENCE_KINDS)
+    return S.Reference(kind, **values, **_read_fields(c, m, S.Reference, path, modifiers))
 
 
 def default_softmax_axis(divergence_kind: str, target_kind: str | None) -> str:
@@ -278,71 +272,38 @@ def _build_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_k
     if not isinstance(raw, Mapping):
         c.add("wrong-type", path, f"intervention edge {shown(edge_id)} must be a mapping")
         return None
-    m = _mapping(
-        c,
-        raw,
-        path,
-        tuple(f for f in S.field_names(S.Intervention) if f != "id"),
-        required=("stage", "target", "divergence"),
-    )
-    target = _get(c, m, "target", path, str, None)
-    dm = _mapping(
-        c, m.get("divergence"), (*path, "divergence"), S.field_names(S.Divergence), ("kind",)
-    )
+    m = _mapping(c, raw, path, schema.keys(S.Intervention), schema.required(S.Intervention))
+    values = _read_fields(c, m, S.Intervention, path)
     dpath = (*path, "divergence")
-    dkind = _get(c, dm, "kind", dpath, str, None, S.DIVERGENCE_KINDS)
+    dm = _mapping(c, m.get("divergence"), dpath, schema.keys(S.Divergence), ("kind",))
     divergence = None
+    dkind = _read(c, dm, "kind", dpath, schema.field(S.Divergence, "kind"))
     if dkind is not None:
-        axis = default_softmax_axis(dkind, node_kinds.get(target))
-        divergence = S.Divergence(
-            dkind,
-            direction=_get(c, dm, "direction", dpath, str, "reference_to_model", S.DIRECTIONS),
-            softmax_over=_get(c, dm, "softmax_over", dpath, str, axis, S.SOFTMAX_AXES),
-            temperature=_get(c, dm, "temperature", dpath, float, 1.0),
-            reduction=_get(c, dm, "reduction", dpath, str, "mean", S.REDUCTIONS),
-        )
-    values = dict(
-        stage=_get(c, m, "stage", path, str, None),
-        target=target,
-        data=_get(c, m, "data", path, str, None),
-        reference=_parse_reference(c, m.get("reference"), (*path, "reference")),
-        weight=_get(c, m, "weight", path, float, 1.0),
-        maximise=_get(c, m, "maximise", path, bool, False),
-        note=_get(c, m, "note", path, str, ""),
-    )
-    if divergence is None or values["stage"] is None or target is None:
+        # Without softmax_over, the target's natural axis (the same rule as Python-built graphs).
+        axis = default_softmax_axis(dkind, node_kinds.get(values["target"]))
+        names = tuple(k for k in schema.keys(S.Divergence) if k != "kind")
+        rest = _read_fields(c, dm, S.Divergence, dpath, names, {"softmax_over": axis})
+        divergence = S.Divergence(dkind, **rest)
+    reference = _parse_reference(c, m.get("reference"), (*path, "reference"))
+    if divergence is None or values["stage"] is None or values["target"] is None:
         return None
-    return S.Intervention(edge_id, divergence=divergence, **values)
+    return S.Intervention(edge_id, divergence=divergence, reference=reference, **values)
 
 
 def _parse_stage(c: Collector, stage_id: str, raw: Any, path: Path) -> S.Stage | None:
-    m = _mapping(
-        c, raw, path, tuple(f for f in S.field_names(S.Stage) if f != "id"), ("optimizer", "lr")
-    )
+    m = _mapping(c, raw, path, schema.keys(S.Stage), schema.required(S.Stage))
     mask = None
     if m.get("mask") is not None:
         mpath = (*path, "mask")
-        mm = _mapping(c, m["mask"], mpath, S.field_names(S.Mask), ("kind", "data"))
-        kind = _get(c, mm, "kind", mpath, str, None, S.MASK_KINDS)
-        data = _get(c, mm, "data", mpath, str, None)
-        if kind and data:
-            mask = S.Mask(kind, data, _get(c, mm, "keep", mpath, float, 0.5))
-    optimizer = _get(c, m, "optimizer", path, str, None, S.OPTIMIZERS)
-    lr = _get(c, m, "lr", path, float, None)
-    if optimizer is None or lr is None or not isinstance(raw, Mapping):
+        mm = _mapping(c, m["mask"], mpath, schema.keys(S.Mask), schema.required(S.Mask))
+        mask_values = _read_fields(c, mm, S.Mask, mpath)
+        if mask_values["kind"] and mask_values["data"]:
+            mask = S.Mask(**mask_values)
+    values = _read_fields(c, m, S.Stage, path)
+    if values["optimizer"] is None or values["lr"] is None or not isinstance(raw, Mapping):
         c.mark_unbuilt("stages", stage_id)
         return None
-    return S.Stage(
-        stage_id,
-        optimizer=optimizer,
-        lr=lr,
-        weight_decay=_get(c, m, "weight_decay", path, float, 0.0),
-        momentum=_get(c, m, "momentum", path, float, 0.0),
-        modules=_str_list(c, m, "modules", path),
-        mask=mask,
-        zip=_str_list(c, m, "zip", path),
-        epochs=_get(c, m, "epochs", path, int, None),
-    )
+    return S.Stage(stage_id, mask=mask, **values)
 
 
 def _keyed(c: Collector, raw: Any, path: Path) -> dict:
@@ -377,8 +338,8 @@ def graph_from_dict(
     if not isinstance(data, Mapping):
         c.add("wrong-type", (), f"a graph is a mapping of sections, got {type(data).__name__}")
         c.raise_if_any()
-    top = _mapping(c, data, (), TOP_FIELDS, ("format", "name"))
-    fmt = _get(c, top, "format", (), str, None)
+    top = _mapping(c, data, (), schema.keys(S.Graph), schema.required(S.Graph))
+    fmt = _read(c, top, "format", (), schema.field(S.Graph, "format"), None)
     if fmt is not None and fmt != S.FORMAT:
         c.add(
             "unsupported-format",
@@ -426,20 +387,14 @@ def graph_from_dict(
     elif not isinstance(top["schedule"], Mapping):
         c.mark_unbuilt("schedule")
     # schedule.order is required; the semantic check reports it (for Python-built graphs too).
-    sm = _mapping(c, top.get("schedule"), ("schedule",), S.field_names(S.Schedule))
-    schedule = S.Schedule(
-        order=_str_list(c, sm, "order", ("schedule",)) or (),
-        epochs=_get(c, sm, "epochs", ("schedule",), int, 1),
-        batch_size=_get(c, sm, "batch_size", ("schedule",), int, 32),
-        zip=_str_list(c, sm, "zip", ("schedule",)) or (),
-        shuffle=_get(c, sm, "shuffle", ("schedule",), bool, True),
-    )
+    sm = _mapping(c, top.get("schedule"), ("schedule",), schema.keys(S.Schedule))
+    schedule = S.Schedule(**_read_fields(c, sm, S.Schedule, ("schedule",)))
     citation = None
     if top.get("citation") is not None:
-        cm = _mapping(c, top["citation"], ("citation",), S.field_names(S.Citation), ("title",))
-        citation = S.Citation(
-            **{k: str(v) for k, v in cm.items() if k in S.field_names(S.Citation)}
-        )
+        keys = schema.keys(S.Citation)
+        cm = _mapping(c, top["citation"], ("citation",), keys, schema.required(S.Citation))
+        # Free text: a number (an unquoted arXiv id) is read as its text.
+        citation = S.Citation(**{k: str(v) for k, v in cm.items() if k in keys})
     presets = []
     for name, overrides in _keyed(c, top.get("presets"), ("presets",)).items():
         if not isinstance(overrides, Mapping):
@@ -448,8 +403,8 @@ def graph_from_dict(
         presets.append((name, tuple((str(k), v) for k, v in overrides.items())))
 
     parts = dict(
-        name=_get(c, top, "name", (), str, ""),
-        summary=_get(c, top, "summary", (), str, ""),
+        name=_read(c, top, "name", (), schema.field(S.Graph, "name"), ""),
+        summary=_read(c, top, "summary", (), schema.field(S.Graph, "summary")),
         citation=citation,
         nodes=nodes,
         mechanisms=tuple(mechanisms),
@@ -461,31 +416,36 @@ def graph_from_dict(
     )
     semantic_problems(c, **parts)
     c.raise_if_any()
-    return S.Graph(**parts)
+    return S.Graph.from_checked_parts(**parts)
 
 
 # ------------------------------------------------------------------------------------------------
-def _plain(obj: Any, cls: type, full: bool, skip: tuple[str, ...] = ("id",)) -> dict[str, Any]:
-    """A spec dataclass as a dict, leaving out fields at their default unless ``full``."""
+def _plain(
+    obj: Any,
+    cls: type,
+    full: bool,
+    skip: tuple[str, ...] = (),
+    names: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """A spec object's format fields (or those in ``names``) as a dict, in the table's order,
+    leaving out fields at their default unless ``full``."""
     out = {}
-    for f in fields(cls):
-        if f.name in skip or f.name == "provenance":
+    for name, f in schema.fields_of(cls).items():
+        if name in skip or (names is not None and name not in names):
             continue
-        value = getattr(obj, f.name)
-        if not full and f.default is not MISSING and value == f.default:
+        value = getattr(obj, name)
+        if not full and f.default is not schema.REQUIRED and value == f.default:
             continue
         if isinstance(value, tuple):
             value = list(value)
-        out[f.name] = value
+        out[name] = value
     return out
 
 
 def _reference_to_dict(ref: S.Reference, full: bool) -> dict[str, Any]:
     out: dict[str, Any] = {ref.kind: ref.distribution if ref.kind == "distribution" else ref.stream}
-    for name, default in (("align", "same"), ("at", None), ("seed", 0)):
-        value = getattr(ref, name)
-        if full or value != default:
-            out[name] = value
+    modifiers = tuple(k for k in schema.reference_keys() if k not in S.REFERENCE_KINDS)
+    out.update(_plain(ref, S.Reference, full, names=modifiers))
     return out
 
 
@@ -495,21 +455,21 @@ def graph_to_dict(graph: S.Graph, full: bool = False) -> dict[str, Any]:
     for n in graph.nodes:
         d = {"kind": n.kind}
         if n.kind == "representation":
-            d["layer"] = n.layer
+            d["layer"] = n.layer  # always written: its default differs in YAML and Python
         elif n.kind == "data":
-            d.update(_plain(n, S.Node, full, skip=("id", "kind", "layer", "do")))
+            d.update(_plain(n, S.Node, full, ("kind", "do"), schema.node_keys("data")))
             if n.do or full:
                 d["do"] = [{"op": op.op, **dict(op.params)} for op in n.do]
         nodes[n.id] = d
     interventions = {}
     for e in graph.interventions:
-        d = _plain(e, S.Intervention, full, skip=("id", "divergence", "reference"))
+        d = _plain(e, S.Intervention, full, skip=("divergence", "reference"))
         d = {"stage": d.pop("stage"), "data": e.data, "target": e.target, **d}
         if e.data is None and not full:
             del d["data"]
         if e.reference is not None or full:
             d["reference"] = e.reference and _reference_to_dict(e.reference, full)
-        div = _plain(e.divergence, S.Divergence, full, skip=())
+        div = _plain(e.divergence, S.Divergence, full)
         target_kind = graph.node_map[e.target].kind if e.target in graph.node_map else None
         axis = e.divergence.softmax_over
         if not full and (
@@ -523,20 +483,20 @@ def graph_to_dict(graph: S.Graph, full: bool = False) -> dict[str, Any]:
         interventions[e.id] = d
     stages = {}
     for s in graph.stages:
-        d = _plain(s, S.Stage, full, skip=("id", "mask"))
+        d = _plain(s, S.Stage, full, skip=("mask",))
         if s.mask is not None or full:
-            d["mask"] = s.mask and _plain(s.mask, S.Mask, full, skip=())
+            d["mask"] = s.mask and _plain(s.mask, S.Mask, full)
         stages[s.id] = d
     out: dict[str, Any] = {"format": graph.format, "name": graph.name}
     if graph.summary or full:
         out["summary"] = graph.summary
     if graph.citation is not None:
-        out["citation"] = _plain(graph.citation, S.Citation, full, skip=())
+        out["citation"] = _plain(graph.citation, S.Citation, full)
     out["nodes"] = nodes
     out["mechanisms"] = [list(p) for p in graph.mechanisms]
     out["interventions"] = interventions
     out["stages"] = stages
-    out["schedule"] = _plain(graph.schedule, S.Schedule, full, skip=())
+    out["schedule"] = _plain(graph.schedule, S.Schedule, full)
     if graph.presets or full:
         out["presets"] = {name: dict(ov) for name, ov in graph.presets}
     return out

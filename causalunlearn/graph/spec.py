@@ -8,11 +8,15 @@ semantics are pinned down in ``docs/concepts.md``; the field reference is ``docs
 This module does not import torch: validating and rendering a graph is instant.
 
 Constructing a :class:`Graph` in Python validates it (every problem at once, as a
-:class:`~causalunlearn.errors.GraphError`); the YAML loader builds the same objects.
+:class:`~causalunlearn.errors.GraphError`); the YAML loader builds the same objects. How each
+field is read and checked (type, default, allowed values, bounds) is the table in
+:mod:`causalunlearn.graph.schema`.
 """
 
 from __future__ import annotations
 
+import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
@@ -326,10 +330,25 @@ class Graph:
     provenance: Provenance | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        from causalunlearn.graph.validate import check_graph
-
+        # Checks run once per graph: not again for parts the YAML reader has just checked
+        # (``from_checked_parts``), nor for the very parts of a checked graph (``replace(graph,
+        # provenance=...)``, which changes nothing that is checked).
         self._resolve_softmax_axes()
-        check_graph(self)
+        if not _PRECHECKED.get() and not _parts_checked(self):
+            from causalunlearn.graph.validate import check_graph
+
+            check_graph(self)
+        _remember_checked(self)
+
+    @classmethod
+    def from_checked_parts(cls, **parts: Any) -> Graph:
+        """Build a graph from parts that have just passed every check (the YAML reader's and
+        the semantic ones), without running them again."""
+        token = _PRECHECKED.set(True)
+        try:
+            return cls(**parts)
+        finally:
+            _PRECHECKED.reset(token)
 
     def _resolve_softmax_axes(self) -> None:
         """Fill in ``softmax_over=None`` with the target's natural axis, as the YAML loader does,
@@ -339,14 +358,15 @@ class Graph:
         from causalunlearn.graph.parse import default_softmax_axis
 
         kinds = {n.id: n.kind for n in self.nodes if isinstance(n, Node)}
-        edges = []
+        edges, changed = [], False
         for e in self.interventions:
             if isinstance(e, Intervention) and isinstance(e.divergence, Divergence):
                 if e.divergence.softmax_over is None:
                     axis = default_softmax_axis(e.divergence.kind, kinds.get(e.target))
                     e = replace(e, divergence=replace(e.divergence, softmax_over=axis))
+                    changed = True
             edges.append(e)
-        if isinstance(self.interventions, tuple):
+        if changed and isinstance(self.interventions, tuple):
             object.__setattr__(self, "interventions", tuple(edges))
 
     # Lookups -------------------------------------------------------------------------------
@@ -432,6 +452,27 @@ class Graph:
         from causalunlearn.graph.render import mimebundle
 
         return mimebundle(self)
+
+
+#: Set while :meth:`Graph.from_checked_parts` builds a graph whose parts were just checked.
+_PRECHECKED: ContextVar[bool] = ContextVar("causalunlearn_graph_prechecked", default=False)
+#: Graphs that passed the checks, by the identities of their compared fields (weakly held: an
+#: entry lives as long as its graph, so the ids it is filed under cannot be reused meanwhile).
+_CHECKED: weakref.WeakValueDictionary[tuple[int, ...], Graph] = weakref.WeakValueDictionary()
+_CHECKED_FIELDS = tuple(f.name for f in fields(Graph) if f.compare)
+
+
+def _parts_checked(graph: Graph) -> bool:
+    """Whether every compared field of ``graph`` is the very object of a checked graph's."""
+    values = [getattr(graph, name) for name in _CHECKED_FIELDS]
+    seen = _CHECKED.get(tuple(map(id, values)))
+    return seen is not None and all(
+        getattr(seen, name) is value for name, value in zip(_CHECKED_FIELDS, values, strict=True)
+    )
+
+
+def _remember_checked(graph: Graph) -> None:
+    _CHECKED[tuple(id(getattr(graph, name)) for name in _CHECKED_FIELDS)] = graph
 
 
 def field_names(cls: type) -> tuple[str, ...]:

@@ -1,19 +1,21 @@
 """Semantic checks of a graph: references, node kinds, cycles, stages, alignment, presets.
 
 Every check appends to one :class:`~causalunlearn.graph.parse.Collector`, so a user sees every
-problem at once. Cycle detection uses networkx (``find_cycle``), not hand-written search.
+problem at once. Cycle detection uses networkx (``find_cycle``), not hand-written search. Types,
+allowed values and number bounds come from the field table (:mod:`causalunlearn.graph.schema`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import fields, is_dataclass
 from typing import Any
 
 import networkx as nx
 
 from causalunlearn.errors import did_you_mean
+from causalunlearn.graph import schema
 from causalunlearn.graph import spec as S
+from causalunlearn.graph.schema import Issue
 
 # Which node kinds a mechanism edge may join (model structure: data → Z → Ŷ).
 _MECHANISM_KINDS = {
@@ -56,98 +58,75 @@ def check_graph(graph: S.Graph) -> None:
     c.raise_if_any()
 
 
-# Allowed values by the name of their tuple in ``spec``, read when checking: registries (e.g.
-# ``register_divergence``) extend those tuples at run time. ``None`` marks an optional field.
-_CHOICES: dict[tuple[type, str], tuple[str, bool]] = {
-    (S.Node, "kind"): ("NODE_KINDS", False),
-    (S.Node, "split"): ("SPLITS", True),
-    (S.Node, "sample"): ("SAMPLES", False),
-    (S.Reference, "kind"): ("REFERENCE_KINDS", False),
-    (S.Reference, "align"): ("ALIGNS", False),
-    (S.Reference, "distribution"): ("DISTRIBUTIONS", True),
-    (S.Divergence, "kind"): ("DIVERGENCE_KINDS", False),
-    (S.Divergence, "direction"): ("DIRECTIONS", False),
-    (S.Divergence, "softmax_over"): ("SOFTMAX_AXES", False),
-    (S.Divergence, "reduction"): ("REDUCTIONS", False),
-    (S.Stage, "optimizer"): ("OPTIMIZERS", False),
-    (S.Mask, "kind"): ("MASK_KINDS", False),
-}
-_NUMBERS: dict[tuple[type, str], type] = {
-    (S.Node, "repeat"): int,
-    (S.Reference, "seed"): int,
-    (S.Divergence, "temperature"): float,
-    (S.Intervention, "weight"): float,
-    (S.Stage, "lr"): float,
-    (S.Stage, "weight_decay"): float,
-    (S.Stage, "momentum"): float,
-    (S.Stage, "epochs"): int,
-    (S.Mask, "keep"): float,
-    (S.Schedule, "epochs"): int,
-    (S.Schedule, "batch_size"): int,
-}
-_TUPLES = {"nodes", "mechanisms", "interventions", "stages", "presets", "do", "modules", "zip"}
-
-
 def _check_values(c, graph: S.Graph) -> None:
-    """Check field types and allowed values of every spec object (what the YAML parser checks)."""
-
-    def visit(obj: Any, path: tuple[str, ...]) -> None:
-        for f in fields(obj):
-            value, where = getattr(obj, f.name), (*path, f.name)
-            key = (type(obj), f.name)
-            if key in _CHOICES:
-                name, optional = _CHOICES[key]
-                allowed = getattr(S, name)
-                if value not in allowed and not (optional and value is None):
-                    c.add(
-                        "bad-value",
-                        where,
-                        f"{value!r} is not a valid {f.name}",
-                        did_you_mean(value, allowed),
-                    )
-            number = _NUMBERS.get(key)
-            if (
-                number
-                and value is not None
-                and (
-                    isinstance(value, bool)
-                    or not isinstance(value, (int, float) if number is float else int)
-                )
-            ):
-                c.add("wrong-type", where, f"expected {number.__name__}, got {value!r}")
-            if f.name in _TUPLES and value is not None and not isinstance(value, tuple):
-                c.add("wrong-type", where, f"expected a tuple, got {type(value).__name__}")
-        for f in fields(obj):
-            value = getattr(obj, f.name)
-            items = value if isinstance(value, tuple) else (value,)
-            for i, item in enumerate(items):
-                if is_dataclass(item) and not isinstance(item, (S.DoOp, S.Citation)):
-                    sub = getattr(item, "id", None) or (str(i) if isinstance(value, tuple) else "")
-                    visit(item, (*path, f.name, *([sub] if sub else [])))
-                elif isinstance(item, S.DoOp):
-                    _check_do(c, item, (*path, f.name, str(i)))
-
+    """Check field types and allowed values of every spec object, as the YAML reader does."""
     if graph.format != S.FORMAT:
         c.add("unsupported-format", ("format",), f"format '{graph.format}' is not supported")
-    visit(graph, ())
+    _visit(c, graph, ())
+
+
+def _visit(c, obj: Any, path: tuple[str, ...]) -> None:
+    """Check the fields of one spec object by the table, then the objects it holds."""
+    from causalunlearn.graph.parse import value_problem
+
+    table = schema.fields_of(type(obj))
+    inner: list[tuple[Any, tuple[str, ...]]] = []
+    for f in fields(obj):
+        if f.name not in table:
+            continue
+        spec, value, where = table[f.name], getattr(obj, f.name), (*path, f.name)
+        if value is None:
+            if not spec.optional:  # a missing value is not one of the allowed ones either
+                what = "choice" if spec.allowed is not None else "empty"
+                value_problem(c, where, f.name, value, Issue(what, spec))
+        elif spec.kind in (str, int, float, bool):
+            issue = spec.convert(value)[1]
+            if issue is not None:
+                value_problem(c, where, f.name, value, issue)
+        elif spec.kind in (schema.NAMES, schema.ITEMS):
+            if not isinstance(value, tuple):
+                c.add("wrong-type", where, f"expected a tuple, got {type(value).__name__}")
+                continue
+            for i, item in enumerate(value):
+                if isinstance(item, S.DoOp):
+                    _check_do(c, item, (*where, str(i)))
+                elif is_dataclass(item):
+                    inner.append((item, (*where, getattr(item, "id", None) or str(i))))
+        elif not isinstance(value, spec.kind):
+            c.add("wrong-type", where, f"expected {spec.type_name()}, got {type(value).__name__}")
+        else:
+            inner.append((value, where))
+    for item, where in inner:
+        if type(item) in schema.TABLE:
+            _visit(c, item, where)
 
 
 def _check_do(c, op: S.DoOp, path: tuple[str, ...]) -> None:
+    from causalunlearn.graph.parse import value_problem
+
     if op.op not in S.DO_OPS:
         c.add("unknown-op", path, f"unknown do-operation '{op.op}'", did_you_mean(op.op, S.DO_OPS))
         return
-    spec = S.DO_OPS[op.op]
+    spec = schema.do_fields(op.op)
     for name, value in op.params:
         if name not in spec:
             c.add(
                 "unknown-field", (*path, name), f"unknown field '{name}'", did_you_mean(name, spec)
             )
             continue
-        kind, _, choices = spec[name]
-        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-        ok = ok or (kind is float and isinstance(value, int) and not isinstance(value, bool))
-        if not ok or (choices is not None and value not in choices):
-            c.add("bad-value", (*path, name), f"{value!r} is not a valid {name}")
+        issue = spec[name].convert(value)[1]
+        if issue is not None:
+            value_problem(c, (*path, name), name, value, issue)
+
+
+def _check_bounds(c, obj: Any, path: tuple[str, ...]) -> None:
+    """Report every number of a spec object outside its bounds in the table (``lr > 0``)."""
+    from causalunlearn.graph.parse import value_problem
+
+    for name, spec in schema.fields_of(type(obj)).items():
+        value = getattr(obj, name)
+        if (issue := spec.bound_issue(value)) is not None:
+            value_problem(c, (*path, name), name, value, issue)
 
 
 def _unique(c, items, section: str) -> None:
@@ -233,8 +212,7 @@ def _check_nodes(c, nodes: dict[str, S.Node]) -> None:
             c.add("missing-field", path, f"derived node '{n.id}' has no 'do' operations")
         _ref(c, nodes, n.derived_from, (*path, "derived_from"), what="source node")
         _ref(c, nodes, n.paired_with, (*path, "paired_with"), what="paired node")
-        if n.repeat < 1:
-            c.add("bad-value", (*path, "repeat"), "repeat must be at least 1")
+        _check_bounds(c, n, path)
         for i, op in enumerate(n.do):
             if op.op == "relabel" and op.get("avoid") == "paired_label" and n.paired_with is None:
                 c.add(
@@ -301,11 +279,9 @@ def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
         _ref(c, nodes, e.data, (*path, "data"), what="data node")
     elif target_kind in ("representation", "output"):
         c.add("missing-field", path, f"edge '{e.id}' targets a model node but names no data stream")
-    if not math.isfinite(e.weight):
-        c.add("non-finite", (*path, "weight"), f"weight must be finite, got {e.weight}")
+    _check_bounds(c, e, path)
     div, ref = e.divergence, e.reference
-    if not (math.isfinite(div.temperature) and div.temperature > 0):
-        c.add("bad-value", (*path, "divergence", "temperature"), "temperature must be > 0")
+    _check_bounds(c, div, (*path, "divergence"))
     if div.kind == "cross_entropy" and target_kind not in (None, "output"):
         c.add(
             "wrong-node-kind",
@@ -368,16 +344,10 @@ def _check_stages(c, nodes, stages, interventions, schedule) -> None:
     used = {e.stage for e in interventions}
     for s in stages.values():
         path = ("stages", s.id)
-        if not (math.isfinite(s.lr) and s.lr > 0):
-            c.add("bad-value", (*path, "lr"), f"lr must be > 0, got {s.lr}")
-        if s.weight_decay < 0 or s.momentum < 0:
-            c.add("bad-value", path, "weight_decay and momentum must be >= 0")
-        if s.epochs is not None and s.epochs < 1:
-            c.add("bad-value", (*path, "epochs"), "epochs must be at least 1 (or left out)")
+        _check_bounds(c, s, path)
         if s.mask is not None:
             _ref(c, nodes, s.mask.data, (*path, "mask", "data"), what="data node")
-            if not 0 < s.mask.keep <= 1:
-                c.add("bad-value", (*path, "mask", "keep"), "keep must be in (0, 1]")
+            _check_bounds(c, s.mask, (*path, "mask"))
         for name in s.zip or ():
             _ref(c, nodes, name, (*path, "zip"), what="data node")
         # With no edges at all, "empty-graph" already says it.
@@ -405,8 +375,7 @@ def _check_stages(c, nodes, stages, interventions, schedule) -> None:
             )
     if len(set(schedule.order)) != len(schedule.order):
         c.add("bad-value", (*spath, "order"), "a stage appears twice in schedule.order")
-    if schedule.epochs < 1 or schedule.batch_size < 1:
-        c.add("bad-value", spath, "epochs and batch_size must be at least 1")
+    _check_bounds(c, schedule, spath)
     for name in schedule.zip:
         _ref(c, nodes, name, (*spath, "zip"), what="data node")
     for e in interventions:

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from causalunlearn.errors import CausalUnlearnError, did_you_mean
+from causalunlearn.graph.schema import Field
 
 #: Built-in methods: name → module that registers it when imported (imported on first use).
 BUILTIN_MODULES = {"ssd": "causalunlearn.methods.ssd"}
 
 
 @dataclass(frozen=True)
-class Param:
-    """One declared parameter of a method.
+class Param(Field):
+    """One declared parameter of a method: a :class:`~causalunlearn.graph.schema.Field` of the
+    graph format's field table, checked by the same rules.
 
     Attributes:
         kind: ``float``, ``int``, ``bool`` or ``str`` (a float parameter accepts an int).
@@ -36,33 +38,23 @@ class Param:
         choices: The valid values, if the parameter is one of a fixed set.
     """
 
-    kind: type
-    default: Any
-    doc: str = ""
-    optional: bool = False
-    minimum: float | None = None
-    exclusive_minimum: bool = False
-    choices: tuple[Any, ...] | None = None
+    default: Any  # a method parameter always declares its default
 
     def check(self, value: Any) -> tuple[Any, str | None]:
         """The value converted to the parameter's type, and an error message or ``None``."""
         if value is None:
             return (None, None) if self.optional else (None, "may not be empty")
-        number = self.kind in (int, float)
-        ok = isinstance(value, self.kind) and not (number and isinstance(value, bool))
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            return None, f"expected {self.kind.__name__}, got {type(value).__name__} {value!r}"
-        if number and self.minimum is not None:
-            low = self.minimum
-            if value < low or (self.exclusive_minimum and value == low):
-                bound = ">" if self.exclusive_minimum else ">="
-                return None, f"must be {bound} {low:g}, got {value!r}"
-        if self.choices is not None and value not in self.choices:
-            allowed = ", ".join(map(str, self.choices))
-            return None, f"must be one of {allowed}, got {value!r}"
-        return value, None
+        converted, issue = self.convert(value)
+        if issue is None:
+            issue = self.bound_issue(converted)
+        if issue is None:
+            return converted, None
+        if issue.what == "type":
+            return None, f"expected {self.type_name()}, got {type(value).__name__} {value!r}"
+        if issue.what == "bound":
+            return None, f"must be {self.bound_text()}, got {converted!r}"
+        allowed = ", ".join(map(str, self.allowed or ()))
+        return None, f"must be one of {allowed}, got {value!r}"
 
 
 @dataclass(frozen=True)
