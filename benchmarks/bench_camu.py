@@ -36,14 +36,11 @@ import torch
 from tqdm.auto import tqdm
 
 from causalunlearn.data import load_dataset, make_split
+from causalunlearn.device import pick_device
+from causalunlearn.engine.verbs import train_from_scratch, unlearn
 from causalunlearn.graph import load_graph
+from causalunlearn.metrics.evaluate import evaluate
 from causalunlearn.models.zoo import build_model
-from causalunlearn.pipeline import (
-    evaluate,
-    pick_device,
-    train_from_scratch,
-    unlearn,
-)
 from causalunlearn.recipes import Recipe
 from causalunlearn.studies.model_cache import ModelCache
 

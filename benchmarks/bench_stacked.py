@@ -35,10 +35,11 @@ from pathlib import Path
 import torch
 
 from causalunlearn.data import load_dataset, make_split
+from causalunlearn.device import pick_device
+from causalunlearn.engine.stacked import unlearn_stacked, weight_variants
+from causalunlearn.engine.verbs import train_from_scratch, unlearn
 from causalunlearn.graph import load_graph
-from causalunlearn.pipeline import pick_device, train_from_scratch, unlearn
 from causalunlearn.recipes import Recipe
-from causalunlearn.stacked import unlearn_stacked, weight_variants
 from causalunlearn.studies.model_cache import ModelCache
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,12 +24,14 @@ import torch
 from causalunlearn.atomic import atomic_write
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.data.splits import Split
+from causalunlearn.device import pick_device
+from causalunlearn.engine.verbs import model_name_for, unlearn
 from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import predict
+from causalunlearn.metrics.evaluate import evaluate
 from causalunlearn.metrics.gaps import activation_distance, average_gap, mean_std, tow
 from causalunlearn.models.zoo import build_model, load_state, save_state
-from causalunlearn.pipeline import _model_name, evaluate, pick_device, unlearn
 from causalunlearn.recipes import Recipe
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import run_folder
@@ -37,7 +39,7 @@ from causalunlearn.summary import AVERAGE_GAP_KEYS
 
 MANIFEST_FORMAT = "causalunlearn.run/v1"
 ROLES = ("original", "unlearned", "oracle")
-#: The official CaMU metrics of :func:`~causalunlearn.pipeline.evaluate`: key, label, ideal.
+#: The official CaMU metrics of :func:`~causalunlearn.metrics.evaluate.evaluate`: key, label, ideal.
 METRICS = (
     ("retain_acc", "Retain acc (train)", "↑ ≈ oracle"),
     ("forget_acc", "Forget acc (train)", "≈ oracle"),
@@ -221,7 +223,7 @@ def run_experiment(
             cache_dir=settings.cache_dir,
             progress=settings.progress,
         )
-        model_name = _model_name(data, settings.model)
+        model_name = model_name_for(data, settings.model)
         cache = (
             ModelCache(Path(settings.cache_dir) / "models") if settings.cache_dir else ModelCache()
         )

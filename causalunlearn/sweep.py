@@ -37,6 +37,8 @@ import torch
 
 from causalunlearn.atomic import atomic_write
 from causalunlearn.data import load_dataset, make_split
+from causalunlearn.device import pick_device
+from causalunlearn.engine.verbs import model_name_for, unlearn
 from causalunlearn.entries import (  # noqa: F401 - re-exported
     Entry,
     ablation_entries,
@@ -48,9 +50,9 @@ from causalunlearn.errors import RunError, shown
 from causalunlearn.experiment import write_json
 from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import predict
+from causalunlearn.metrics.evaluate import scores_from_logits
 from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
 from causalunlearn.metrics.relearn import relearn_time, relearning_curve
-from causalunlearn.pipeline import _model_name, pick_device, scores_from_logits, unlearn
 from causalunlearn.recipes import Recipe
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import sweep_folder
@@ -370,7 +372,7 @@ class Sweep:
         device = pick_device(s.device)
         data = load_dataset(dataset, s.data_root, cache_dir=s.cache_dir, progress=s.progress)
         split = make_split(data.train_y, scenario, seed, data.num_classes)
-        model_name = _model_name(data, s.model)
+        model_name = model_name_for(data, s.model)
         models, info = {}, {}
         for which in ("original", "oracle"):
             models[which], info[which] = self.cache.get(

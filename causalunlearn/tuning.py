@@ -266,7 +266,7 @@ def tune(
     from dataclasses import replace
 
     from causalunlearn.data import load_dataset, validation_view_name
-    from causalunlearn.pipeline import _model_name
+    from causalunlearn.engine.verbs import model_name_for
     from causalunlearn.sweep import AVERAGE_GAP_KEYS, Sweep
 
     out = Path(out)
@@ -282,7 +282,7 @@ def tune(
     proxy = proxy_scenario(scenario, base.num_classes, proxy_class)
     task = TuningTask(dataset, str(parse_scenario(scenario)), view, proxy, preset_name)
     # The view's name is not in the model table: its base dataset's model is the one to tune.
-    model = settings.model or _model_name(types.SimpleNamespace(name=base.name), None)
+    model = settings.model or model_name_for(types.SimpleNamespace(name=base.name), None)
     settings = replace(settings, model=model)
     del base
     # A candidate whose loss diverges on any seed is a failed run in the sweep (it does not stop

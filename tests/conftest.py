@@ -12,8 +12,8 @@ torch.set_num_threads(1)
 def digits_class0(tmp_path_factory):
     """Digits with class 0 to forget, and an MLP trained on it for 5 epochs (cached per session)."""
     from causalunlearn.data import load_dataset, make_split
-    from causalunlearn.studies.model_cache import ModelCache
     from causalunlearn.recipes import Recipe
+    from causalunlearn.studies.model_cache import ModelCache
 
     data = load_dataset("digits")
     split = make_split(data.train_y, "class:0", 0, data.num_classes)

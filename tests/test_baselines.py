@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from causalunlearn.cli import main
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
+from causalunlearn.engine.loop import run_schedule
+from causalunlearn.engine.verbs import saliency_masks, unlearn
 from causalunlearn.graph import load_graph
 from causalunlearn.metrics.accuracy import accuracy_report, predict
-from causalunlearn.pipeline import saliency_masks, unlearn
-from causalunlearn.train import run_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ROOT / "graphs" / "baselines"

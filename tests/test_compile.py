@@ -16,11 +16,11 @@ from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
 from causalunlearn.compile.references import Target
 from causalunlearn.data import TensorData, make_split
+from causalunlearn.engine.loop import run_schedule
 from causalunlearn.errors import ModelError, RunError
 from causalunlearn.graph import Divergence, load_graph
 from causalunlearn.graph import spec as S
 from causalunlearn.models.zoo import build_model
-from causalunlearn.train import run_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMU = ROOT / "graphs" / "camu.yaml"
@@ -251,7 +251,7 @@ schedule: {order: [a], epochs: 2, batch_size: 8, zip: [retain]}
 
 @pytest.mark.parametrize(("optimizer", "momentum"), [("sgd", 0.9), ("adam", 0.0), ("adamw", 0.0)])
 def test_masked_weights_stay_fixed_despite_weight_decay_and_momentum(optimizer, momentum):
-    from causalunlearn.pipeline import saliency_masks
+    from causalunlearn.engine.verbs import saliency_masks
 
     graph = load_graph(MASKED.replace("OPT", optimizer).replace("MOM", str(momentum)))
     data = tiny_data()
@@ -312,7 +312,7 @@ def test_a_stage_mask_applies_to_its_own_stage_only():
 
 
 def test_saliency_is_the_same_measured_in_chunks(monkeypatch):
-    from causalunlearn import pipeline
+    from causalunlearn.engine import verbs as pipeline
 
     graph = load_graph(MASKED.replace("OPT", "sgd").replace("MOM", "0.0"))
     data = tiny_data()

@@ -19,13 +19,13 @@ from torch import nn
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
 from causalunlearn.data import load_dataset, make_split
+from causalunlearn.engine.loop import run_schedule
+from causalunlearn.engine.step import build_plan
+from causalunlearn.engine.verbs import train_from_scratch, unlearn
 from causalunlearn.errors import RunError
-from causalunlearn.execute import build_plan
 from causalunlearn.graph import load_graph
 from causalunlearn.models.zoo import build_model
-from causalunlearn.pipeline import train_from_scratch, unlearn
 from causalunlearn.recipes import Recipe
-from causalunlearn.train import run_schedule
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 CAMU = GRAPHS / "camu.yaml"

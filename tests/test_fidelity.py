@@ -19,9 +19,9 @@ from torch import nn
 
 from causalunlearn.compile.materialise import Streams
 from causalunlearn.compile.objective import compile_objective
+from causalunlearn.engine.loop import run_schedule
 from causalunlearn.graph import load_graph, remove_intervention
 from causalunlearn.models.zoo import build_model
-from causalunlearn.train import run_schedule
 
 CAMU = Path(__file__).resolve().parents[1] / "graphs" / "camu.yaml"
 

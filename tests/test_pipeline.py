@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from causalunlearn import pipeline
+from causalunlearn.engine import verbs as pipeline
 from causalunlearn.cli import main
 from causalunlearn.data import load_dataset, make_split
+from causalunlearn.engine.verbs import unlearn
 from causalunlearn.errors import CausalUnlearnError, DataError, RunError
 from causalunlearn.experiment import RunSettings, markdown_table, mean_std, run_experiment
 from causalunlearn.graph import load_graph
+from causalunlearn.metrics.evaluate import evaluate
 from causalunlearn.models.zoo import build_model, save_state
-from causalunlearn.pipeline import evaluate, unlearn
 from causalunlearn.recipes import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]

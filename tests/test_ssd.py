@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from causalunlearn.engine.verbs import Unlearned
 from causalunlearn.errors import CausalUnlearnError, GraphError
 from causalunlearn.graph import Graph
 from causalunlearn.methods import (
@@ -31,7 +32,6 @@ from causalunlearn.methods import (
 )
 from causalunlearn.methods.ssd import dampen_, fisher_importance, importance_rows
 from causalunlearn.metrics.accuracy import accuracy_report, predict
-from causalunlearn.pipeline import Unlearned
 
 ROOT = Path(__file__).resolve().parents[1]
 SSD = ROOT / "graphs" / "baselines" / "ssd.yaml"

@@ -1,4 +1,4 @@
-"""Stacked weight variants (``causalunlearn.stacked``) against separate runs, and their refusals.
+"""Stacked weight variants (``causalunlearn.engine.stacked``) against separate runs; refusals.
 
 Tolerances as in ``tests/test_executor.py``: the stacked run computes the same quantities with
 batched matrix products (``vmap``) instead of plain ones, so per-step term values agree to a
@@ -15,12 +15,12 @@ import pytest
 import torch
 from torch import nn
 
+from causalunlearn.engine.stacked import unlearn_stacked, weight_variants
+from causalunlearn.engine.verbs import unlearn
 from causalunlearn.entries import load_method_file
 from causalunlearn.errors import GraphError, RunError
 from causalunlearn.graph import load_graph
 from causalunlearn.graph.edit import remove_intervention, set_stage, set_weight
-from causalunlearn.pipeline import unlearn
-from causalunlearn.stacked import unlearn_stacked, weight_variants
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 CAMU = GRAPHS / "camu.yaml"

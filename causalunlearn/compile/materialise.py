@@ -106,7 +106,7 @@ def adversarial(op: S.DoOp, x, y, *, original, **_):
         raise DataError(
             "needs-original",
             "the adversarial do-operation attacks the frozen original model, but none was given",
-            "pass original=objective.original to materialise (pipeline.unlearn does)",
+            "pass original=objective.original to materialise (engine.verbs.unlearn does)",
         )
     steps = 1 if op.get("attack") == "fgsm" else op.get("steps")
     step = op.get("eps") if op.get("attack") == "fgsm" else op.get("step_size")

@@ -31,8 +31,7 @@ from tqdm.auto import tqdm
 
 from causalunlearn.compile.materialise import Streams
 from causalunlearn.compile.objective import Objective
-from causalunlearn.errors import RunError
-from causalunlearn.execute import (
+from causalunlearn.engine.step import (
     AMP_DTYPES,
     Masks,
     Runner,
@@ -41,6 +40,7 @@ from causalunlearn.execute import (
     masked_step,
     stage_masks,
 )
+from causalunlearn.errors import RunError
 from causalunlearn.graph.validate import _row_group
 
 # Kept importable under their old names.
@@ -104,7 +104,7 @@ def run_schedule(
             ``{parameter: mask}`` applies to every stage): only the entries where the mask is
             non-zero change in that stage's steps (see the module docstring).
         description: Label of the progress bar.
-        executor: ``fast`` (default: the execution plan of :mod:`causalunlearn.execute`) or
+        executor: ``fast`` (default: the execution plan of :mod:`causalunlearn.engine.step`) or
             ``reference`` (the faithful per-stream, per-step-read path, the oracle).
         sync_every: Fast executor: steps between host reads of the logged values (and of the
             non-finite check).

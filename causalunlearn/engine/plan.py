@@ -4,7 +4,7 @@
 (model, stream) forwards every stage needs, then decides for the fast executor which streams of
 the trained model share one concatenated forward (not with batch-dependent layers) and which
 frozen-model outputs are computed once (:func:`precompute_frozen`). :class:`FastContext` serves
-a stage's forwards from that plan. See :mod:`causalunlearn.execute` for the executors.
+a stage's forwards from that plan. See :mod:`causalunlearn.engine.step` for the executors.
 """
 
 from __future__ import annotations

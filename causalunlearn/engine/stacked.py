@@ -18,12 +18,12 @@ streams, shuffles and schedule. :func:`unlearn_stacked` runs them as *one* run:
   this for each optimiser);
 - the frozen original's outputs and the materialised streams are computed once and shared.
 
-The schedule loop, the fast executor (:class:`~causalunlearn.execute.Runner`: batching, the
+The schedule loop, the fast executor (:class:`~causalunlearn.engine.step.Runner`: batching, the
 execution plan, precomputed frozen outputs, the deferred non-finite check and the log rows),
 :func:`~causalunlearn.compile.materialise.materialise` and the optimiser construction of
 :class:`~causalunlearn.compile.objective.Objective` are reused as they are: a
 :class:`StackedObjective` is an ``Objective`` whose trained-model forwards, stage losses and
-stage parameters are the stacked ones, run by :func:`~causalunlearn.train.run_schedule`.
+stage parameters are the stacked ones, run by :func:`~causalunlearn.engine.loop.run_schedule`.
 
 Each variant's final weights and logged term values equal a separate
 ``unlearn(variant_graph, ..., executor="fast")`` run to float rounding (batched instead of
@@ -45,15 +45,16 @@ from torch.func import functional_call, vmap
 from causalunlearn.compile.divergences import get_divergence
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import Batch, Objective, StageContext
-from causalunlearn.compile.plan import FastContext, batch_dependent_layers
 from causalunlearn.compile.references import get_reference
 from causalunlearn.data import TensorData
 from causalunlearn.data.splits import Split
+from causalunlearn.device import pick_device
+from causalunlearn.engine.loop import TrainLog, run_schedule
+from causalunlearn.engine.plan import FastContext, batch_dependent_layers
+from causalunlearn.engine.verbs import Unlearned
 from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.edit import graph_diff, set_weight
-from causalunlearn.pipeline import Unlearned, pick_device
-from causalunlearn.train import TrainLog, run_schedule
 
 __all__ = ["StackedObjective", "unlearn_stacked", "weight_variants"]
 
@@ -289,7 +290,7 @@ class StackedObjective(Objective):
 
 
 def _split_log(log: TrainLog, k: int) -> TrainLog:
-    """Variant ``k``'s log in the form of :func:`~causalunlearn.pipeline.unlearn`'s."""
+    """Variant ``k``'s log in the form of :func:`~causalunlearn.engine.verbs.unlearn`'s."""
     prefix = f"v{k}/"
     losses = {
         sid: [
@@ -348,9 +349,9 @@ def unlearn_stacked(
         progress: Show a progress bar.
 
     Returns:
-        One :class:`~causalunlearn.pipeline.Unlearned` per variant, in order (eval-mode models
-        for :func:`~causalunlearn.pipeline.evaluate`). Their ``seconds`` are those of the one
-        stacked run (``materialise``, ``loop``, ``total``), shared by all variants.
+        One :class:`~causalunlearn.engine.verbs.Unlearned` per variant, in order (eval-mode
+        models for :func:`~causalunlearn.metrics.evaluate.evaluate`). Their ``seconds`` are those
+        of the one stacked run (``materialise``, ``loop``, ``total``), shared by all variants.
 
     Raises:
         RunError: ``stacked-variants-differ`` naming the first field that differs other than a

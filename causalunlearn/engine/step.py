@@ -1,6 +1,6 @@
 """Executors of a compiled graph: the fast execution plan and the faithful reference.
 
-:func:`~causalunlearn.train.run_schedule` iterates epochs, phases and batches; an *executor*
+:func:`~causalunlearn.engine.loop.run_schedule` iterates epochs, phases and batches; an *executor*
 runs one stage step on one batch. Two exist, selected by ``executor=``:
 
 ``reference``
@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from causalunlearn.compile.objective import Objective
-from causalunlearn.compile.plan import (
+from causalunlearn.engine.plan import (
     BATCH_DEPENDENT_TYPES,
     EXECUTORS,
     PRECOMPUTE_BUDGET_BYTES,
@@ -122,7 +122,7 @@ def _finite(v: float) -> bool:
 
 
 class Runner:
-    """Runs stage steps on batches for :func:`~causalunlearn.train.run_schedule`.
+    """Runs stage steps on batches for :func:`~causalunlearn.engine.loop.run_schedule`.
 
     Args:
         objective: The compiled objective.
@@ -130,7 +130,7 @@ class Runner:
         plan: The execution plan (its ``executor`` selects fast or reference behaviour).
         optimizers: Stage id → optimiser.
         masks: Stage id → parameter masks.
-        log: The run's :class:`~causalunlearn.train.TrainLog` (filled in).
+        log: The run's :class:`~causalunlearn.engine.loop.TrainLog` (filled in).
         log_every: Steps averaged per log row.
         amp: ``None`` or ``"bf16"`` (autocast of the stage losses).
     """

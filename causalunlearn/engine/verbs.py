@@ -1,8 +1,9 @@
-"""The pipeline verbs: train (cached original and retrain oracle), unlearn, evaluate.
+"""The engine's verbs: train a model from scratch, unlearn with a graph.
 
-``load_graph → compile_objective → unlearn → evaluate``; :mod:`causalunlearn.experiment` runs
-them over seeds and writes the run folder. Data, models and metrics know nothing of graphs; this
-module is where they meet.
+``load_graph → compile_objective → unlearn → evaluate``: both verbs compile a graph (training
+from scratch is a one-edge graph, :mod:`causalunlearn.recipes`) and run it with the one loop,
+:func:`~causalunlearn.engine.loop.run_schedule`. :mod:`causalunlearn.studies` runs them over
+seeds and writes folders; :func:`causalunlearn.metrics.evaluate.evaluate` scores the result.
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ from causalunlearn.compile.objective import compile_objective
 from causalunlearn.data import TensorData
 from causalunlearn.data.splits import Split
 from causalunlearn.data.views import view_base
-from causalunlearn.errors import CausalUnlearnError, RunError
-from causalunlearn.execute import apply_run_options, check_executor
+from causalunlearn.device import pick_device
+from causalunlearn.engine.loop import TrainLog, run_schedule
+from causalunlearn.engine.step import apply_run_options, check_executor
 from causalunlearn.graph import spec as S
-from causalunlearn.metrics.accuracy import accuracy_report, predict
-from causalunlearn.metrics.mia import mia_sorted_softmax_from_logits
-from causalunlearn.metrics.mia_more import mia_efficacy_svc, mia_entropy_lr, mia_loss_lr_cv
 from causalunlearn.models.zoo import build_model
 from causalunlearn.recipes import Recipe, training_graph
-from causalunlearn.train import TrainLog, run_schedule
 
 #: Model used for each built-in dataset when none is named.
 DEFAULT_MODELS = {
@@ -40,39 +38,8 @@ DEFAULT_MODELS = {
 }
 
 
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The run's device: ``device`` if given, else CUDA when present, else CPU.
-
-    Raises:
-        RunError: ``bad-device`` for a name torch does not know (``tpu``); ``no-cuda`` when
-            CUDA (or a CUDA index past the last GPU) is asked for but not available.
-    """
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise RunError(
-            "bad-device",
-            f"unknown device {str(device)[:40]!r}",
-            "use cpu, cuda, cuda:N or mps (or leave it out: CUDA when present, else CPU)",
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunError(
-            "no-cuda",
-            "CUDA was requested but torch sees no GPU",
-            "use --device cpu (the default here)",
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise RunError(
-            "no-cuda",
-            f"{device} was requested but torch sees {torch.cuda.device_count()} GPU(s)",
-            f"use cuda:0..cuda:{torch.cuda.device_count() - 1}",
-        )
-    return device
-
-
-def _model_name(data: TensorData, model: str | None) -> str:
+def model_name_for(data: TensorData, model: str | None) -> str:
+    """``model`` if given, else the default model of ``data``'s dataset (:data:`DEFAULT_MODELS`)."""
     if model:
         return model
     name = view_base(data.name)  # a validation view uses its dataset's model
@@ -95,7 +62,7 @@ def train_from_scratch(
     """Train a model from scratch with ``recipe`` on ``on`` = ``train`` (original) or ``retain``.
 
     The same loop as unlearning runs it (the recipe is a one-edge graph); ``executor`` is
-    :func:`~causalunlearn.train.run_schedule`'s (``fast`` or ``reference``).
+    :func:`~causalunlearn.engine.loop.run_schedule`'s (``fast`` or ``reference``).
     """
     net = build_model(model, data.num_classes, data.input_shape, seed=seed).to(device)
     graph = training_graph(on, recipe)
@@ -145,7 +112,8 @@ def saliency_masks(
     weighted to the mean over all rows); the ``keep`` fraction of the stage's weights with the
     largest gradient magnitude (one global threshold over all of them, as SalUn's
     ``generate_mask.py``) get mask 1, the rest 0. ``|∇ CE|`` equals SalUn's ``|∇(−CE)|``.
-    :func:`~causalunlearn.train.run_schedule` then changes only the mask-1 weights in that stage.
+    :func:`~causalunlearn.engine.loop.run_schedule` then changes only the mask-1 weights in that
+    stage.
     """
     masks: dict[str, dict[nn.Parameter, torch.Tensor]] = {}
     for stage in graph.stages:
@@ -202,7 +170,7 @@ def unlearn(
         device: The run's device (default: CUDA when present, else CPU).
         progress: Show a progress bar.
         executor: ``fast`` (default) or ``reference`` (the faithful oracle); see
-            :mod:`causalunlearn.execute`.
+            :mod:`causalunlearn.engine.step`.
         compile: Run the model's forwards through ``torch.compile``.
         amp: ``None`` (fp32) or ``"bf16"`` (autocast).
         cuda_graphs: Compile with CUDA graphs (``mode="reduce-overhead"``; CUDA only).
@@ -238,102 +206,3 @@ def unlearn(
     working.eval()
     seconds = {"materialise": t1 - t0, "loop": log.seconds, "total": time.perf_counter() - start}
     return Unlearned(working, log, seconds)
-
-
-#: Rows per side of the SVC attacker's training set in :func:`evaluate` (an SVC's fit time
-#: grows quadratically with rows; SalUn's code uses all of the test set, 10,000 rows on MNIST).
-SVC_MAX_PER_CLASS = 2000
-
-
-def evaluate(
-    model: nn.Module,
-    data: TensorData,
-    split: Split,
-    *,
-    seed: int = 0,
-    attacker: str = "gbdt",
-    device: torch.device | str | None = None,
-    extended: bool = False,
-) -> dict[str, float]:
-    """The official CaMU metrics of one model, in percent (plus the other attacks if ``extended``).
-
-    One prediction pass over the training set and one over the test set feed every metric:
-    retain / forget / test / retained-class test / forgotten-class test accuracy (the last two
-    NaN for random removal) and the sorted-softmax membership-inference attack (``mia_acc``:
-    attacker accuracy on forget vs held-out test rows; ``mia_forget_member_rate``: share of
-    forget rows called members), with the attacker trained on the model's outputs on the retain
-    sample (members) and test rows (non-members). With ``extended``, the same outputs also feed
-    :func:`~causalunlearn.metrics.mia_efficacy_svc` (``mia_efficacy_svc``, at most
-    :data:`SVC_MAX_PER_CLASS` rows per side), :func:`~causalunlearn.metrics.mia_entropy_lr`
-    (``mia_entropy_member_rate``) and :func:`~causalunlearn.metrics.mia_loss_lr_cv`
-    (``mia_loss_cv_acc``); see :func:`scores_from_logits`.
-    """
-    device = pick_device(device)
-    logits_train = predict(model, data.train_x, device=device).cpu()
-    logits_test = predict(model, data.test_x, device=device).cpu()
-    return scores_from_logits(
-        logits_train, logits_test, data, split, seed=seed, attacker=attacker, extended=extended
-    )
-
-
-def scores_from_logits(
-    logits_train: torch.Tensor,
-    logits_test: torch.Tensor,
-    data: TensorData,
-    split: Split,
-    *,
-    seed: int = 0,
-    attacker: str = "gbdt",
-    extended: bool = False,
-) -> dict[str, float]:
-    """:func:`evaluate` on a model's outputs (CPU logits on every training and test row)."""
-    report = accuracy_report(
-        logits_train,
-        data.train_y,
-        split.forget,
-        split.retain,
-        logits_test,
-        data.test_y,
-        split.forgotten_classes,
-    )
-    forget = torch.as_tensor(split.forget.copy())
-    sample = torch.as_tensor(split.retain_sample.copy())
-    attacks = {
-        "mia_acc": lambda: mia_sorted_softmax_from_logits(
-            logits_train[sample], logits_test, logits_train[forget], seed=seed, attacker=attacker
-        ),
-    }
-    if extended:
-        y_train, y_test = data.train_y.cpu(), data.test_y.cpu()
-        attacks["mia_efficacy_svc"] = lambda: mia_efficacy_svc(
-            logits_train[sample],
-            y_train[sample],
-            logits_test,
-            y_test,
-            logits_train[forget],
-            y_train[forget],
-            seed=seed,
-            max_per_class=SVC_MAX_PER_CLASS,
-        )
-        attacks["mia_entropy_member_rate"] = lambda: mia_entropy_lr(
-            logits_train[sample], logits_test, logits_train[forget], seed=seed
-        )
-        attacks["mia_loss_cv_acc"] = lambda: mia_loss_lr_cv(
-            logits_train[forget], y_train[forget], logits_test, y_test, seed=seed
-        )
-    for key, attack in attacks.items():
-        try:
-            result = attack()
-        except CausalUnlearnError as err:
-            if err.code != "too-little-data-for-attack":
-                raise
-            report[key] = float("nan")
-            if key == "mia_acc":
-                report["mia_forget_member_rate"] = float("nan")
-            continue
-        if key == "mia_acc":
-            report["mia_acc"] = result.accuracy
-            report["mia_forget_member_rate"] = 100.0 * result.forget_member_rate
-        else:
-            report[key] = result.value
-    return report

@@ -3,7 +3,7 @@
 A method entry is the counterpart of a graph for methods that no objective describes: it names a
 registered method (:mod:`causalunlearn.methods.registry`), its parameters, a summary, a citation
 and presets, and it runs on the same footing as a graph (same data, split, seed, device and result
-type as :func:`causalunlearn.pipeline.unlearn`). The file format::
+type as :func:`causalunlearn.engine.verbs.unlearn`). The file format::
 
     format: causalunlearn.method/v1
     name: ssd
@@ -244,13 +244,13 @@ class MethodEntry:
     ) -> MethodResult:
         """Unlearn ``split.forget`` from ``model`` with this method; the argument is left as it is.
 
-        The same footing as :func:`causalunlearn.pipeline.unlearn`: the model is deep-copied to
+        The same footing as :func:`causalunlearn.engine.verbs.unlearn`: the model is deep-copied to
         ``device`` (default: CUDA when present, else CPU), the method edits the copy, and the
         copy comes back in eval mode.
 
         Returns:
             A :class:`~causalunlearn.methods.result.MethodResult` (an
-            :class:`~causalunlearn.pipeline.Unlearned`): the model, a ``TrainLog`` with no
+            :class:`~causalunlearn.engine.verbs.Unlearned`): the model, a ``TrainLog`` with no
             optimiser steps (``seconds`` = the method's time), ``seconds`` with ``materialise``
             (moving the data to the device), ``loop`` (the method itself) and ``total``, and
             ``info``, what the method reports (e.g. SSD's number of dampened weights).
@@ -258,9 +258,9 @@ class MethodEntry:
         import copy
         import time
 
+        from causalunlearn.device import pick_device
+        from causalunlearn.engine.loop import TrainLog
         from causalunlearn.methods.result import MethodResult
-        from causalunlearn.pipeline import pick_device
-        from causalunlearn.train import TrainLog
 
         device = pick_device(device)
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The result of running a method entry: an :class:`~causalunlearn.pipeline.Unlearned` plus
+"""The result of running a method entry: an :class:`~causalunlearn.engine.verbs.Unlearned` plus
 what the method reports."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from causalunlearn.pipeline import Unlearned
+from causalunlearn.engine.verbs import Unlearned
 
 
 @dataclass
 class MethodResult(Unlearned):
-    """:class:`~causalunlearn.pipeline.Unlearned` with the method's own report.
+    """:class:`~causalunlearn.engine.verbs.Unlearned` with the method's own report.
 
     Attributes:
         info: What the method reports (plain JSON-able values), e.g. SSD's number of dampened

@@ -2,7 +2,7 @@
 
 The retrained model (trained from scratch on the retain data) is the gold standard of exact
 unlearning, so an unlearned model is judged by how far its metrics are from the oracle's. The
-functions here take the flat metric dicts of :func:`causalunlearn.pipeline.evaluate`
+functions here take the flat metric dicts of :func:`causalunlearn.metrics.evaluate.evaluate`
 (accuracies in percent) or, for :func:`activation_distance`, two models' outputs on the same rows.
 """
 

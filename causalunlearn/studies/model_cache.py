@@ -36,10 +36,10 @@ from torch import nn
 from causalunlearn.atomic import atomic_write
 from causalunlearn.data import TensorData, default_cache_dir
 from causalunlearn.data.splits import Split
+from causalunlearn.engine.verbs import train_from_scratch
 from causalunlearn.errors import ModelError
 from causalunlearn.locks import exclusive
 from causalunlearn.models.zoo import build_model, load_state, save_state
-from causalunlearn.pipeline import train_from_scratch
 from causalunlearn.recipes import Recipe
 
 #: Version of the fingerprint document; bump it when its content changes meaning.
