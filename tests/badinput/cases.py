@@ -254,6 +254,31 @@ CASES: list[Case] = [
         "bad-index",
         {"ids.npy": _npy(np.array([1.0, np.nan]))},
     ),
+    # -- graph fields of a wrong type (found by swapping each field of camu.yaml for odd values)
+    Case(
+        "citation-a-list",
+        ("validate", "{tmp}/g.yaml"),
+        "wrong-type",
+        {"g.yaml": CAMU_TEXT.replace(b'  title: "CaMU', b'  - title: "CaMU')},
+        xfail="a citation that is a list reaches Citation(**...) as a TypeError (graph/parse.py "
+        "outside its message lines: owned by the parse.py engineer)",
+    ),
+    Case(
+        "do-op-a-list",
+        ("validate", "{tmp}/g.yaml"),
+        "unknown-op",
+        {"g.yaml": CAMU_TEXT.replace(b"{op: add_noise,", b"{op: [add_noise],")},
+        xfail="`op not in S.DO_OPS` with an unhashable op is a TypeError (graph/parse.py "
+        "outside its message lines: owned by the parse.py engineer)",
+    ),
+    Case(
+        "sweep-file-latin1",
+        ("compare", "--sweep", "{tmp}/sweep.yaml", "--out", "{tmp}/sweep"),
+        "not-utf8",
+        {"sweep.yaml": b"graphs: [caf\xe9.yaml]\n"},
+        xfail="cli_sweep.read_sweep_file decodes with read_text(): it should call "
+        "graph.yamlio.read_text_file(file, 'sweep file') (owned by the sweep CLI engineer)",
+    ),
     # -- sweep folders -------------------------------------------------------------------------
     Case(
         "sweep-truncated-cell",
