@@ -96,7 +96,7 @@ def test_logging_handler_is_idempotent_and_reaches_stderr(capsys):
     ours = [h for h in logger.handlers if isinstance(h, cli._StderrHandler)]
     assert len(ours) == 1
     capsys.readouterr()
-    logging.getLogger("causalunlearn.sweep").info("a notice")
+    logging.getLogger("causalunlearn.studies.sweep").info("a notice")
     assert capsys.readouterr().err == "a notice\n"
 
 
@@ -177,7 +177,7 @@ def test_shown_bounds_any_value():
 
 
 def test_pick_device_refuses_an_unknown_device_with_a_code():
-    from causalunlearn.pipeline import pick_device
+    from causalunlearn.device import pick_device
 
     with pytest.raises(CausalUnlearnError) as info:
         pick_device("tpu")
@@ -206,7 +206,7 @@ def test_forget_ids_beyond_int64_are_reported_as_written(tmp_path):
 
 
 def test_a_truncated_sweep_cell_is_named(tmp_path):
-    from causalunlearn.sweep import read_cell
+    from causalunlearn.studies.sweep import read_cell
 
     path = tmp_path / "seed0.json"
     path.write_text('{"identity": ')
