@@ -220,3 +220,15 @@ def test_a_required_field_given_as_null_is_reported():
     assert [(p.code, p.where) for p in info.value.problems] == [
         ("missing-field", "stages.output.lr")
     ]
+
+
+def test_odd_values_in_nested_sections_are_problems_not_crashes():
+    plain = load_graph(CAMU).to_dict()
+    plain["citation"] = ["CaMU"]
+    plain["nodes"]["counterfactual"]["do"][0]["op"] = ["add_noise"]
+    with pytest.raises(GraphError) as info:
+        graph_from_dict(plain)
+    assert sorted((p.code, p.where) for p in info.value.problems) == [
+        ("unknown-op", "nodes.counterfactual.do.0.op"),
+        ("wrong-type", "citation"),
+    ]

@@ -173,7 +173,7 @@ def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
         c.add("wrong-type", path, "a do-operation is a mapping with an 'op' field")
         return None
     op = raw["op"]
-    if op not in S.DO_OPS:
+    if not isinstance(op, str) or op not in S.DO_OPS:
         c.add(
             "unknown-op",
             (*path, "op"),
@@ -393,8 +393,10 @@ def graph_from_dict(
     if top.get("citation") is not None:
         keys = schema.keys(S.Citation)
         cm = _mapping(c, top["citation"], ("citation",), keys, schema.required(S.Citation))
-        # Free text: a number (an unquoted arXiv id) is read as its text.
-        citation = S.Citation(**{k: str(v) for k, v in cm.items() if k in keys})
+        # Free text: a number (an unquoted arXiv id) is read as its text. Without a title (a
+        # problem reported above) there is no citation to build.
+        if "title" in cm:
+            citation = S.Citation(**{k: str(v) for k, v in cm.items() if k in keys})
     presets = []
     for name, overrides in _keyed(c, top.get("presets"), ("presets",)).items():
         if not isinstance(overrides, Mapping):

@@ -104,7 +104,7 @@ def _visit(c, obj: Any, path: tuple[str, ...]) -> None:
 def _check_do(c, op: S.DoOp, path: tuple[str, ...]) -> None:
     from causalunlearn.graph.parse import value_problem
 
-    if op.op not in S.DO_OPS:
+    if not isinstance(op.op, str) or op.op not in S.DO_OPS:
         c.add("unknown-op", path, f"unknown do-operation '{op.op}'", did_you_mean(op.op, S.DO_OPS))
         return
     spec = schema.do_fields(op.op)
