@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import reprlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,12 +55,19 @@ class CausalUnlearnError(Exception):
         code: Stable identifier of the problem.
         message: What is wrong.
         hint: How to fix it.
+        details: What the message says, as data, for code that handles the error (a
+            ``non-finite-loss`` RunError: ``stage``, ``epoch``, ``step``, ``loss``, ``terms``,
+            and for stacked variants ``variants``); empty when there is nothing to add. Code
+            reads these, never the message text.
     """
 
-    def __init__(self, code: str, message: str, hint: str = "") -> None:
+    def __init__(
+        self, code: str, message: str, hint: str = "", *, details: Mapping[str, Any] | None = None
+    ) -> None:
         self.code = code
         self.message = message
         self.hint = hint
+        self.details: dict[str, Any] = dict(details or {})
         super().__init__(f"[{code}] {message}" + (f"\n  hint: {hint}" if hint else ""))
 
 
@@ -80,6 +87,7 @@ class GraphError(CausalUnlearnError):
         self.code = self.problems[0].code if self.problems else "graph"
         self.message = head
         self.hint = ""
+        self.details = {}
 
     @property
     def codes(self) -> list[str]:

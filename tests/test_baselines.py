@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from causalunlearn.cli import main
+from causalunlearn.compile.keys import StreamKey
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
 from causalunlearn.engine.loop import run_schedule
@@ -179,8 +180,8 @@ def test_finetune_streams_hold_no_forget_row(setting):
     data, split, _, _ = setting
     graph = load_graph(path("finetune"), preset="digits-class")
     streams = materialise(graph, data, split, seed=0)
-    assert set(streams.rows) == {"retain"}
-    assert not torch.any(streams.rows["retain"][1] == 0)
+    assert set(streams.rows) == {StreamKey("retain")}
+    assert not torch.any(streams.of("retain")[1] == 0)
 
 
 def test_neggrad_raises_the_forget_loss(setting, run):
@@ -196,8 +197,8 @@ def test_random_labels_are_wrong_labels(setting):
     data, split, _, _ = setting
     for name in ("random-label", "salun"):
         streams = materialise(load_graph(path(name)), data, split, seed=0)
-        assert torch.all(streams.rows["forget_relabelled"][1] != streams.rows["forget"][1])
-        assert torch.equal(streams.rows["forget_relabelled"][0], streams.rows["forget"][0])
+        assert torch.all(streams.of("forget_relabelled")[1] != streams.of("forget")[1])
+        assert torch.equal(streams.of("forget_relabelled")[0], streams.of("forget")[0])
 
 
 def test_salun_changes_only_salient_weights(setting, run):
@@ -272,7 +273,7 @@ def test_bad_teacher_random_teacher_is_frozen_and_random(setting):
     batch = {k: (x[:32], y[:32]) for k, (x, y) in streams.rows.items()}
     _, terms = objective.stage_loss("unlearn", batch)
     with torch.no_grad():
-        x_f = batch["forget"][0]
+        x_f = batch[StreamKey("forget")][0]
         p_teacher = F.softmax(expected(x_f), dim=1)
         hand = (p_teacher * (p_teacher.log() - F.log_softmax(original(x_f), dim=1))).mean()
     assert terms["cut_forget_y"].item() == pytest.approx(hand.item(), rel=1e-5)
@@ -287,8 +288,8 @@ def test_boundary_shrink_trains_towards_fgsm_neighbour_labels(setting):
     (op,) = graph.node("forget_neighbour").do
     objective = compile_objective(graph, copy.deepcopy(original))
     streams = materialise(graph, data, split, seed=0, original=objective.original)
-    x, y = streams.rows["forget"]
-    x_adv, y_adv = streams.rows["forget_neighbour"]
+    x, y = streams.of("forget")
+    x_adv, y_adv = streams.of("forget_neighbour")
     # Hand FGSM on the frozen original: one signed-gradient step of size eps.
     probe = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(F.cross_entropy(original(probe), y), probe)

@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from causalunlearn.compile.divergences import DIVERGENCES, get_divergence, register_divergence
+from causalunlearn.compile.keys import MODEL, ORIGINAL, ModelKey, StreamKey
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
-from causalunlearn.compile.references import Target
+from causalunlearn.compile.references import REFERENCES, Target, register_reference
 from causalunlearn.data import TensorData, make_split
 from causalunlearn.engine.loop import run_schedule
+from causalunlearn.engine.plan import build_plan
 from causalunlearn.errors import ModelError, RunError
 from causalunlearn.graph import Divergence, load_graph
 from causalunlearn.graph import spec as S
@@ -114,6 +116,56 @@ def test_user_registered_divergence_is_usable_from_yaml():
         S.DIVERGENCE_KINDS = tuple(k for k in S.DIVERGENCE_KINDS if k != "abs_gap")
 
 
+def test_user_registered_reference_reads_models_by_typed_key():
+    """The documented contract: ``ctx.value(model_key, stream, node, aligned_to=edge)``."""
+
+    @register_reference("my_original")
+    def my_original(ctx, edge):
+        node = edge.reference.at or edge.target
+        value = ctx.value(ORIGINAL, edge.reference.stream, node, aligned_to=edge)
+        return Target("logits", value.detach())
+
+    try:
+        base = load_graph(ROOT / "graphs" / "ablations" / "no-counterfactual.yaml")
+        custom = load_graph(
+            ROOT / "graphs" / "ablations" / "no-counterfactual.yaml",
+            overrides={
+                "interventions.cut_forget_z.reference": {
+                    "my_original": "retain_sample",
+                    "align": "paired",
+                }
+            },
+        )
+        data = tiny_data()
+        split = make_split(data.train_y, "class:0", 0, data.num_classes)
+        model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
+        streams = materialise(base, data, split, seed=0)
+        batch = {k: (x[:8], y[:8]) for k, (x, y) in streams.rows.items()}
+        _, want = compile_objective(base, copy.deepcopy(model)).stage_loss("representation", batch)
+        objective = compile_objective(custom, copy.deepcopy(model))
+        _, got = objective.stage_loss("representation", batch)
+        assert got["cut_forget_z"].item() == want["cut_forget_z"].item()
+        plan = build_plan(objective, streams)
+        assert (ORIGINAL, StreamKey("retain_sample", aligned_to="forget")) in plan.precomputed
+        with pytest.raises(TypeError, match="ModelKey"):
+            objective.model_of("original")
+    finally:
+        REFERENCES.pop("my_original")
+        S.REFERENCE_KINDS = tuple(k for k in S.REFERENCE_KINDS if k != "my_original")
+
+
+def test_model_and_stream_keys_are_values():
+    assert ModelKey.random(3) == ModelKey("random", 3) and ModelKey.random(3) != ModelKey.random(4)
+    assert ModelKey.random(3).name == "random_3" and MODEL.name == "model"
+    assert not MODEL.frozen and ORIGINAL.frozen and ModelKey.random(0).frozen
+    with pytest.raises(ValueError):
+        ModelKey("random")
+    with pytest.raises(ValueError):
+        ModelKey("original", 1)
+    assert StreamKey("a", aligned_to="b") == StreamKey("a", "b") != StreamKey("a")
+    assert StreamKey("a", aligned_to="b").group_member == "b" and StreamKey("a").group_member == "a"
+
+
 # Materialisation ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("scenario", ["class:0", "random:0.3"])
 def test_counterfactual_is_noisy_paired_retain_sample_relabelled_away(scenario):
@@ -121,9 +173,9 @@ def test_counterfactual_is_noisy_paired_retain_sample_relabelled_away(scenario):
     split = make_split(data.train_y, scenario, 1, data.num_classes)
     graph = load_graph(CAMU)
     streams = materialise(graph, data, split, seed=3)
-    x_f, y_f = streams.rows["forget"]
-    x_s, y_s = streams.rows["retain_sample"]
-    x_cf, y_cf = streams.rows["counterfactual"]
+    x_f, y_f = streams.of("forget")
+    x_s, y_s = streams.of("retain_sample")
+    x_cf, y_cf = streams.of("counterfactual")
     assert len(x_cf) == len(x_f) == len(x_s)
     perm = streams.pairings[("retain_sample", "forget")]
     assert sorted(perm.tolist()) == list(range(len(x_s)))  # a permutation: no replacement
@@ -132,11 +184,11 @@ def test_counterfactual_is_noisy_paired_retain_sample_relabelled_away(scenario):
     assert torch.all(y_cf != y_f)
     kept = y_s[perm] != y_f
     assert torch.equal(y_cf[kept], y_s[perm][kept])  # only clashes are redrawn
-    assert streams.groups["forget"] == ["forget", "counterfactual"]
+    assert streams.groups["forget"] == [StreamKey("forget"), StreamKey("counterfactual")]
     again = materialise(graph, data, split, seed=3)
-    assert torch.equal(again.rows["counterfactual"][0], x_cf)
+    assert torch.equal(again.of("counterfactual")[0], x_cf)
     other = materialise(graph, data, split, seed=4)
-    assert not torch.equal(other.rows["counterfactual"][0], x_cf)
+    assert not torch.equal(other.of("counterfactual")[0], x_cf)
 
 
 def test_relabel_redraw_is_uniform_over_other_classes():
@@ -154,10 +206,10 @@ def test_no_counterfactual_ablation_pairs_retain_sample_rows():
     split = make_split(data.train_y, "class:1", 0, data.num_classes)
     graph = load_graph(ROOT / "graphs" / "ablations" / "no-counterfactual.yaml")
     streams = materialise(graph, data, split, seed=0)
-    assert "retain_sample@forget" in streams.groups["forget"]
+    assert StreamKey("retain_sample", aligned_to="forget") in streams.groups["forget"]
     perm = streams.pairings[("retain_sample", "forget")]
     assert torch.equal(
-        streams.rows["retain_sample@forget"][1], streams.rows["retain_sample"][1][perm]
+        streams.of("retain_sample", aligned_to="forget")[1], streams.of("retain_sample")[1][perm]
     )
 
 
@@ -195,8 +247,8 @@ def test_non_finite_loss_names_the_term_and_step():
     model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
     objective = compile_objective(graph, model)
     streams = materialise(graph, data, split, seed=0)
-    x, y = streams.rows["forget"]
-    streams.rows["forget"] = (torch.full_like(x, float("nan")), y)
+    x, y = streams.of("forget")
+    streams.rows[StreamKey("forget")] = (torch.full_like(x, float("nan")), y)
     with pytest.raises(RunError) as err:
         run_schedule(objective, streams, progress=False)
     assert err.value.code == "non-finite-loss"
@@ -332,10 +384,10 @@ def test_random_reference_model_is_seeded_frozen_and_leaves_global_rng_alone():
     model = build_model("mlp", 4, (1, 8, 8), seed=0)
     torch.manual_seed(123)
     state = torch.random.get_rng_state()
-    first = compile_objective(graph, copy.deepcopy(model), seed=5).references["random:1"]
+    first = compile_objective(graph, copy.deepcopy(model), seed=5).model_of(ModelKey.random(1))
     assert torch.equal(torch.random.get_rng_state(), state)
-    second = compile_objective(graph, copy.deepcopy(model), seed=5).references["random:1"]
-    other = compile_objective(graph, copy.deepcopy(model), seed=6).references["random:1"]
+    second = compile_objective(graph, copy.deepcopy(model), seed=5).model_of(ModelKey.random(1))
+    other = compile_objective(graph, copy.deepcopy(model), seed=6).model_of(ModelKey.random(1))
     for a, b, c, o in zip(
         first.parameters(), second.parameters(), other.parameters(), model.parameters(), strict=True
     ):
@@ -374,9 +426,9 @@ def test_adversarial_neighbours_need_the_original_and_do_not_depend_on_chunking(
     assert err.value.code == "needs-original"
     model = build_model("mlp", data.num_classes, data.input_shape, seed=0)
     original = compile_objective(graph, model).original
-    whole = materialise(graph, data, split, seed=0, original=original).rows["forget_neighbour"]
+    whole = materialise(graph, data, split, seed=0, original=original).of("forget_neighbour")
     monkeypatch.setattr(mat, "ADVERSARIAL_CHUNK", 3)
-    chunked = materialise(graph, data, split, seed=0, original=original).rows["forget_neighbour"]
+    chunked = materialise(graph, data, split, seed=0, original=original).of("forget_neighbour")
     assert torch.equal(whole[0], chunked[0]) and torch.equal(whole[1], chunked[1])
-    x = materialise(graph, data, split, seed=0, original=original).rows["forget"][0]
+    x = materialise(graph, data, split, seed=0, original=original).of("forget")[0]
     assert torch.allclose((whole[0] - x).abs(), torch.full_like(x, 0.1))  # FGSM: exactly ±eps

@@ -9,6 +9,7 @@ checks that the weights moved far more than that, so it is not vacuous.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from pathlib import Path
 
@@ -16,11 +17,12 @@ import pytest
 import torch
 from torch import nn
 
+from causalunlearn.compile.keys import ORIGINAL, StreamKey
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.engine.loop import run_schedule
-from causalunlearn.engine.step import build_plan
+from causalunlearn.engine.plan import build_plan
 from causalunlearn.engine.verbs import train_from_scratch, unlearn
 from causalunlearn.errors import RunError
 from causalunlearn.graph import load_graph
@@ -117,8 +119,14 @@ def test_camu_plan_concatenates_and_precomputes_the_original():
     streams = materialise(graph, data, split, seed=0)
     plan = build_plan(objective, streams, "fast")
     rep = plan.stages["representation"]
-    assert rep.concatenate and set(rep.model_streams) == {"forget", "retain_sample"}
-    assert set(plan.precomputed) == {("original", "retain_sample"), ("original", "counterfactual")}
+    assert rep.concatenate and set(rep.model_streams) == {
+        StreamKey("forget"),
+        StreamKey("retain_sample"),
+    }
+    assert set(plan.precomputed) == {
+        (ORIGINAL, StreamKey("retain_sample")),
+        (ORIGINAL, StreamKey("counterfactual")),
+    }
     assert plan.stages["output"].concatenate and plan.stages["output"].frozen == ()
     assert not build_plan(objective, streams, "reference").stages["representation"].concatenate
 
@@ -195,16 +203,19 @@ def test_non_finite_loss_names_term_stage_epoch_and_step(executor):
     model = build_model("mlp", 10, data.input_shape, seed=0)
     objective = compile_objective(graph, model)
     streams = materialise(graph, data, split, seed=0)
-    x, y = streams.rows["forget"]
+    x, y = streams.of("forget")
     x = x.clone()
     x[70:] = float("nan")  # rows of the third batch (64..95) onwards: step 2 is the first bad
-    streams.rows["forget"] = (x, y)
+    streams.rows[StreamKey("forget")] = (x, y)
     with pytest.raises(RunError) as err:
         run_schedule(objective, streams, progress=False, executor=executor, sync_every=50)
     assert err.value.code == "non-finite-loss"
     message = str(err.value)
     assert "stage 'representation'" in message and "epoch 0, step 2" in message
     assert "cut_forget_z" in message and "keep_retain_z" not in message
+    details = err.value.details
+    assert (details["stage"], details["epoch"], details["step"]) == ("representation", 0, 2)
+    assert details["terms"] == ["cut_forget_z"] and not math.isfinite(details["loss"])
 
 
 def test_unknown_executor_and_amp_and_cuda_graphs_on_cpu_are_refused():

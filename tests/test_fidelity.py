@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from causalunlearn.compile.keys import StreamKey
 from causalunlearn.compile.materialise import Streams
 from causalunlearn.compile.objective import compile_objective
 from causalunlearn.engine.loop import run_schedule
@@ -86,8 +87,15 @@ def _make(n_batches: int, seed: int):
         for p in model.parameters():
             p.add_(0.01 * torch.randn(p.shape, generator=g))
     streams = Streams(
-        rows={"forget": (x_f, y_f), "counterfactual": (x_cf, y_cf), "retain_sample": (x_r, y_r)},
-        groups={"forget": ["forget", "counterfactual"], "retain_sample": ["retain_sample"]},
+        rows={
+            StreamKey("forget"): (x_f, y_f),
+            StreamKey("counterfactual"): (x_cf, y_cf),
+            StreamKey("retain_sample"): (x_r, y_r),
+        },
+        groups={
+            "forget": [StreamKey("forget"), StreamKey("counterfactual")],
+            "retain_sample": [StreamKey("retain_sample")],
+        },
     )
     batches = [
         (x_f[i : i + 32], x_cf[i : i + 32], y_cf[i : i + 32], x_r[i : i + 32], y_r[i : i + 32])

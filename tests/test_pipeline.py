@@ -43,7 +43,7 @@ def test_oracle_never_sees_forget_data(digits, monkeypatch):
 
     def spy(graph, data, split, **kw):
         streams = real(graph, data, split, **kw)
-        seen["labels"] = streams.rows["data"][1]
+        seen["labels"] = streams.of("data")[1]
         return streams
 
     monkeypatch.setattr(pipeline, "materialise", spy)

@@ -245,3 +245,7 @@ def test_non_finite_loss_names_the_variant(digits_class0):
     assert message.startswith("stacked variant(s) 2 (keep_retain_y=1e+39):")
     assert "stage 'output'" in message and "epoch 0, step 0" in message
     assert "v0" not in message and "v1" not in message
+    details = err.value.details
+    assert details["variants"] == [2]
+    assert (details["stage"], details["epoch"], details["step"]) == ("output", 0, 0)
+    assert details["terms"] and all(t.startswith("v2") for t in details["terms"])

@@ -27,6 +27,7 @@ import networkx as nx
 import torch
 import torch.nn.functional as F
 
+from causalunlearn.compile.keys import StreamKey
 from causalunlearn.errors import DataError
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.validate import _row_group
@@ -130,23 +131,33 @@ def adversarial(op: S.DoOp, x, y, *, original, **_):
 
 @dataclass
 class Streams:
-    """Materialised data: per node id the rows ``(x, y)``, grouped by the stream they travel with.
+    """Materialised data: per stream key the rows ``(x, y)``, grouped by the stream they travel
+    with.
 
     Attributes:
-        rows: Node id → ``(x, y)``. Paired references between different streams are stored as
-            ``"<ref>@<data>"`` (the reference rows permuted into the data stream's row order).
-        groups: Zip stream (group root) → node ids whose rows are aligned with it.
+        rows: :class:`~causalunlearn.compile.keys.StreamKey` → ``(x, y)``: ``StreamKey(node)``
+            for each data node; a paired reference between different streams is stored as
+            ``StreamKey(ref, aligned_to=data)`` (the reference rows permuted into the data
+            stream's row order). :meth:`of` reads them by node id.
+        groups: Zip stream (group root node id) → keys of the rows aligned with it.
         seconds: Wall time of materialisation (counterfactual construction).
+        pairings: ``(source, partner)`` node ids → the permutation of ``source``'s rows that
+            pairs them with ``partner``'s.
     """
 
-    rows: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    groups: dict[str, list[str]]
+    rows: dict[StreamKey, tuple[torch.Tensor, torch.Tensor]]
+    groups: dict[str, list[StreamKey]]
     seconds: float = 0.0
     pairings: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
 
+    def of(self, node: str, aligned_to: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows ``(x, y)`` of data node ``node`` (permuted into the row order of
+        ``aligned_to``, a paired reference's data stream, when given)."""
+        return self.rows[StreamKey(node, aligned_to)]
+
     def size(self, group: str) -> int:
         """Number of rows in a group."""
-        return self.rows[group][0].shape[0]
+        return self.of(group)[0].shape[0]
 
 
 def _base_rows(node: S.Node, data, split, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,13 +220,14 @@ def materialise(
     dag = nx.DiGraph()
     dag.add_nodes_from(nodes)
     dag.add_edges_from((n.derived_from, n.id) for n in nodes.values() if n.derived_from)
-    rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    rows: dict[StreamKey, tuple[torch.Tensor, torch.Tensor]] = {}
     pairings: dict[tuple[str, str], torch.Tensor] = {}
 
     def pairing(source: str, partner: str) -> torch.Tensor:
         key = (source, partner)
         if key not in pairings:
-            n_src, n_partner = rows[source][0].shape[0], rows[partner][0].shape[0]
+            n_src = rows[StreamKey(source)][0].shape[0]
+            n_partner = rows[StreamKey(partner)][0].shape[0]
             if n_src < n_partner:
                 raise DataError(
                     "pairing-too-small",
@@ -228,14 +240,14 @@ def materialise(
     for name in nx.topological_sort(dag):
         node = nodes[name]
         if not node.is_derived:
-            rows[name] = _base_rows(node, data, split, device)
+            rows[StreamKey(name)] = _base_rows(node, data, split, device)
             continue
-        x, y = rows[node.derived_from]
+        x, y = rows[StreamKey(node.derived_from)]
         paired_y = None
         if node.paired_with:
             perm = pairing(node.derived_from, node.paired_with)
             x, y = x[perm], y[perm]
-            paired_y = rows[node.paired_with][1]
+            paired_y = rows[StreamKey(node.paired_with)][1]
         for op in node.do:
             x, y = DO_OP_IMPLS[op.op](
                 op,
@@ -246,7 +258,7 @@ def materialise(
                 generator=generator,
                 original=original,
             )
-        rows[name] = (x, y)
+        rows[StreamKey(name)] = (x, y)
     # Paired references across streams: the reference rows, permuted into the data's order.
     for e in graph.interventions:
         ref = e.reference
@@ -255,10 +267,9 @@ def materialise(
         if _row_group(nodes, ref.stream) == _row_group(nodes, e.data):
             continue
         perm = pairing(ref.stream, e.data)
-        x, y = rows[ref.stream]
-        rows[f"{ref.stream}@{e.data}"] = (x[perm], y[perm])
-    groups: dict[str, list[str]] = {}
+        x, y = rows[StreamKey(ref.stream)]
+        rows[StreamKey(ref.stream, aligned_to=e.data)] = (x[perm], y[perm])
+    groups: dict[str, list[StreamKey]] = {}
     for key in rows:
-        base = key.split("@")[1] if "@" in key else key
-        groups.setdefault(_row_group(nodes, base), []).append(key)
+        groups.setdefault(_row_group(nodes, key.group_member), []).append(key)
     return Streams(rows, groups, time.perf_counter() - start, pairings)

@@ -10,7 +10,7 @@ terms — and returns the weighted loss with the unweighted value of each term f
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -18,13 +18,16 @@ import torch
 from torch import nn
 
 from causalunlearn.compile.divergences import get_divergence
+from causalunlearn.compile.keys import MODEL, ORIGINAL, ModelKey, StreamKey
 from causalunlearn.compile.references import get_reference
 from causalunlearn.errors import CausalUnlearnError, ModelError
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.validate import _row_group
 from causalunlearn.models.representation import capture_representation, resolve_layer_path
 
-Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
+Batch = dict[StreamKey, tuple[torch.Tensor, torch.Tensor]]
+#: Node id → value of one forward of one model (every representation node and the output).
+Forwards = dict[str, torch.Tensor]
 
 
 def _frozen(model: nn.Module) -> nn.Module:
@@ -41,33 +44,79 @@ class StageContext:
     def __init__(self, objective: Objective, batch: Batch) -> None:
         self.objective = objective
         self.batch = batch
-        self._cache: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+        self._cache: dict[tuple[ModelKey, StreamKey], Forwards] = {}
 
-    def _key(self, stream: str, edge: S.Intervention | None) -> str:
-        ref = edge.reference if edge is not None else None
+    def stream_key(self, stream: str, aligned_to: S.Intervention | None = None) -> StreamKey:
+        """The key of the rows of ``stream`` as the edge ``aligned_to`` reads them.
+
+        A paired reference stream of another row group is read permuted into the order of the
+        edge's data stream (``StreamKey(stream, aligned_to=edge.data)``); otherwise the
+        stream's own rows (``StreamKey(stream)``).
+        """
+        ref = aligned_to.reference if aligned_to is not None else None
         nodes = self.objective.graph.node_map
         if (
             ref is not None
             and ref.align == "paired"
-            and edge.data is not None
-            and _row_group(nodes, stream) != _row_group(nodes, edge.data)
+            and aligned_to.data is not None
+            and _row_group(nodes, stream) != _row_group(nodes, aligned_to.data)
         ):
-            return f"{stream}@{edge.data}"
-        return stream
+            return StreamKey(stream, aligned_to=aligned_to.data)
+        return StreamKey(stream)
 
-    def value(
-        self, model_key: str, stream: str, node: str, aligned_to: S.Intervention | None = None
-    ):
-        """The value of model node ``node`` of model ``model_key`` on the rows of ``stream``."""
-        key = self._key(stream, aligned_to)
+    def forwards(self, model_key: ModelKey, key: StreamKey) -> Forwards:
+        """Every node value of one forward of ``model_key`` on the batch rows of ``key``.
+
+        Computed on first use and cached for the rest of the stage.
+        """
         cache_key = (model_key, key)
         if cache_key not in self._cache:
             self._cache[cache_key] = self.objective.forward_nodes(model_key, self.batch[key][0])
-        return self._cache[cache_key][node]
+        return self._cache[cache_key]
+
+    def provide(self, model_key: ModelKey, values: Mapping[StreamKey, Forwards]) -> None:
+        """Serve these forwards of ``model_key`` (stream key → node values) from now on.
+
+        For an executor that computes forwards its own way (one concatenated forward of
+        several streams, split back by rows).
+        """
+        self._cache.update({(model_key, key): v for key, v in values.items()})
+
+    def with_forwards(
+        self, model_key: ModelKey, values: Mapping[StreamKey, Forwards]
+    ) -> StageContext:
+        """A copy of this context that serves these forwards of ``model_key`` instead.
+
+        This context is left as it is (stacked variants evaluate each variant's terms on a
+        copy holding that variant's forwards).
+        """
+        view = copy.copy(self)
+        view._cache = dict(self._cache)
+        view.provide(model_key, values)
+        return view
+
+    def value(
+        self,
+        model_key: ModelKey,
+        stream: str,
+        node: str,
+        aligned_to: S.Intervention | None = None,
+    ) -> torch.Tensor:
+        """The value of model node ``node`` of model ``model_key`` on the rows of ``stream``.
+
+        Args:
+            model_key: :data:`~causalunlearn.compile.keys.MODEL`,
+                :data:`~causalunlearn.compile.keys.ORIGINAL` or ``ModelKey.random(seed)``.
+            stream: The data node whose rows are read.
+            node: The model node (representation or output) whose value is returned.
+            aligned_to: The edge reading them: a paired reference stream is then read in the
+                row order of the edge's data stream (see :meth:`stream_key`).
+        """
+        return self.forwards(model_key, self.stream_key(stream, aligned_to))[node]
 
     def labels(self, stream: str, aligned_to: S.Intervention | None = None) -> torch.Tensor:
         """The labels of the rows of ``stream`` in this batch."""
-        return self.batch[self._key(stream, aligned_to)][1]
+        return self.batch[self.stream_key(stream, aligned_to)][1]
 
 
 class Objective(nn.Module):
@@ -77,7 +126,8 @@ class Objective(nn.Module):
         graph: The graph it was compiled from.
         model: The model being unlearned (trained in place).
         original: Frozen copy of the model at compile time (``None`` if no edge needs it).
-        references: Frozen randomly initialised models by key ``random:<seed>``.
+        references: Frozen randomly initialised models, by :attr:`ModelKey.name` of their
+            ``ModelKey.random(seed)`` (read them with :meth:`model_of`).
         layers: Representation node id → resolved module path.
     """
 
@@ -102,26 +152,38 @@ class Objective(nn.Module):
         self.references = nn.ModuleDict()
         for e in graph.interventions:
             if e.reference is not None and e.reference.kind == "random_model":
-                key = f"random:{e.reference.seed}"
-                if key not in self.references:
-                    self.references[key] = _random_copy(model, seed + e.reference.seed)
+                name = ModelKey.random(e.reference.seed).name
+                if name not in self.references:
+                    self.references[name] = _random_copy(model, seed + e.reference.seed)
         for e in graph.interventions:
             get_divergence(e.divergence.kind)
             if e.reference is not None:
                 get_reference(e.reference.kind)
-        self._open_captures: dict[str, dict[str, Any]] = {}
+        self._open_captures: dict[ModelKey, dict[str, Any]] = {}
         #: Callables used instead of the module for a forward (``torch.compile`` wrappers).
-        self.runners: dict[str, Any] = {}
+        self.runners: dict[ModelKey, Any] = {}
 
-    def _model(self, key: str) -> nn.Module:
-        if key == "model":
+    def model_of(self, key: ModelKey) -> nn.Module | None:
+        """The model behind ``key``: the trained model, the frozen original (``None`` when no
+        edge needs it) or the frozen random model of ``ModelKey.random(seed)``.
+
+        Raises:
+            TypeError: when ``key`` is not a :class:`~causalunlearn.compile.keys.ModelKey`.
+            KeyError: for a random model no edge of the graph uses.
+        """
+        if not isinstance(key, ModelKey):
+            raise TypeError(
+                f"models are named by a ModelKey (MODEL, ORIGINAL, ModelKey.random(seed)),"
+                f" not {key!r}"
+            )
+        if key == MODEL:
             return self.model
-        if key == "original":
+        if key == ORIGINAL:
             return self.original
-        return self.references[key]
+        return self.references[key.name]
 
     @contextmanager
-    def keep_captures(self, model_keys: tuple[str, ...] = ("model",)) -> Iterator[None]:
+    def keep_captures(self, model_keys: tuple[ModelKey, ...] = (MODEL,)) -> Iterator[None]:
         """Keep the representation hooks of these models registered for the whole context.
 
         Inside it, :meth:`forward_nodes` reuses the hooks instead of registering and removing
@@ -129,7 +191,7 @@ class Objective(nn.Module):
         """
         with ExitStack() as stack:
             for key in model_keys:
-                model = self._model(key)
+                model = self.model_of(key)
                 self._open_captures[key] = {
                     nid: stack.enter_context(capture_representation(model, path))
                     for nid, path in self.layers.items()
@@ -140,14 +202,14 @@ class Objective(nn.Module):
                 for key in model_keys:
                     self._open_captures.pop(key, None)
 
-    def forward_nodes(self, model_key: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward_nodes(self, model_key: ModelKey, x: torch.Tensor) -> Forwards:
         """One forward of model ``model_key`` on ``x``: every representation node and the output.
 
         Frozen models run without gradients.
         """
-        model = self._model(model_key)
+        model = self.model_of(model_key)
         run = self.runners.get(model_key, model)
-        grad = torch.enable_grad() if model_key == "model" else torch.no_grad()
+        grad = torch.no_grad() if model_key.frozen else torch.enable_grad()
         with grad, ExitStack() as stack:
             caps = self._open_captures.get(model_key)
             if caps is None:
@@ -167,7 +229,7 @@ class Objective(nn.Module):
         if self.graph.node_map[edge.target].kind == "parameters":
             value: Any = [p for p in self.model.parameters() if p.requires_grad]
         else:
-            value = ctx.value("model", edge.data, edge.target)
+            value = ctx.value(MODEL, edge.data, edge.target)
         reference = None
         if edge.reference is not None:
             reference = get_reference(edge.reference.kind)(ctx, edge)
@@ -180,7 +242,8 @@ class Objective(nn.Module):
 
         Args:
             stage: Stage id.
-            batch: Stream key → ``(x, y)`` rows of this batch.
+            batch: :class:`~causalunlearn.compile.keys.StreamKey` → ``(x, y)`` rows of this
+                batch (as :attr:`Streams.rows <causalunlearn.compile.materialise.Streams.rows>`).
             ctx: The context serving the forwards (default: a fresh :class:`StageContext`;
                 the fast executor passes one that reuses precomputed frozen outputs).
 

@@ -1,8 +1,11 @@
 """References: what an intervention edge matches the model against, as a registry.
 
 A reference function ``fn(context, edge) -> Target`` reads the batch of the edge's reference
-stream (already row-aligned with the edge's data stream) and returns a detached
-:class:`Target`. Register your own with :func:`register_reference` (see ``docs/extending.md``).
+stream (row-aligned with the edge's data stream when it passes ``aligned_to=edge``) and returns
+a detached :class:`Target`: ``ctx.value(model_key, stream, node, aligned_to=edge)`` for a model
+node's value (``model_key`` a :class:`~causalunlearn.compile.keys.ModelKey`: ``MODEL``,
+``ORIGINAL`` or ``ModelKey.random(seed)``), ``ctx.labels(stream, aligned_to=edge)`` for labels.
+Register your own with :func:`register_reference` (see ``docs/extending.md``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from causalunlearn.compile.keys import MODEL, ORIGINAL, ModelKey
 from causalunlearn.errors import CausalUnlearnError, did_you_mean
 from causalunlearn.graph import spec as S
 
@@ -64,7 +68,7 @@ def original(ctx: StageContext, edge: S.Intervention) -> Target:
     """The frozen original model f₀ at ``at`` (default: the edge's target) on the reference rows."""
     node = edge.reference.at or edge.target
     return Target(
-        "logits", ctx.value("original", edge.reference.stream, node, aligned_to=edge).detach()
+        "logits", ctx.value(ORIGINAL, edge.reference.stream, node, aligned_to=edge).detach()
     )
 
 
@@ -72,7 +76,7 @@ def original(ctx: StageContext, edge: S.Intervention) -> Target:
 def random_model(ctx: StageContext, edge: S.Intervention) -> Target:
     """A randomly initialised copy of the model (Bad-Teacher's incompetent teacher), frozen."""
     node = edge.reference.at or edge.target
-    key = f"random:{edge.reference.seed}"
+    key = ModelKey.random(edge.reference.seed)
     return Target("logits", ctx.value(key, edge.reference.stream, node, aligned_to=edge).detach())
 
 
@@ -85,6 +89,6 @@ def labels(ctx: StageContext, edge: S.Intervention) -> Target:
 @register_reference("distribution")
 def distribution(ctx: StageContext, edge: S.Intervention) -> Target:
     """A fixed distribution over the target's axis (``uniform``: 1/K for each of K entries)."""
-    value = ctx.value("model", edge.data, edge.target)
+    value = ctx.value(MODEL, edge.data, edge.target)
     k = value.shape[1]
     return Target("probs", torch.full_like(value, 1.0 / k).detach())

@@ -29,23 +29,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from causalunlearn.compile.keys import MODEL
 from causalunlearn.compile.materialise import Streams
 from causalunlearn.compile.objective import Objective
-from causalunlearn.engine.step import (
-    AMP_DTYPES,
-    Masks,
-    Runner,
-    build_plan,
-    check_executor,
-    masked_step,
-    stage_masks,
-)
+from causalunlearn.engine.plan import build_plan, check_executor
+from causalunlearn.engine.step import AMP_DTYPES, Masks, Runner, stage_masks
 from causalunlearn.errors import RunError
 from causalunlearn.graph.validate import _row_group
-
-# Kept importable under their old names.
-_masked_step = masked_step
-_stage_masks = stage_masks
 
 
 @dataclass
@@ -111,7 +101,8 @@ def run_schedule(
         amp: ``None`` (fp32) or ``"bf16"`` (autocast of the stage losses).
 
     Raises:
-        RunError: ``non-finite-loss`` naming the term, stage, epoch and step;
+        RunError: ``non-finite-loss`` naming the term, stage, epoch and step (also in its
+            ``details``: ``stage``, ``epoch``, ``step``, ``loss``, ``terms``);
             ``unknown-executor``; ``unknown-amp``.
     """
     check_executor(executor)
@@ -140,7 +131,7 @@ def run_schedule(
     start = time.perf_counter()
     plan = build_plan(objective, streams, executor, sync_every)
     log.plan = plan.describe()
-    keep = ("model",) if executor == "fast" else ()
+    keep = (MODEL,) if executor == "fast" else ()
     bar = tqdm(total=total, disable=not progress, desc=description or graph.name, leave=False)
     try:
         with objective.keep_captures(keep):

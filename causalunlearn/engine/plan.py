@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from causalunlearn.compile.keys import MODEL, ModelKey, StreamKey
 from causalunlearn.compile.materialise import Streams
-from causalunlearn.compile.objective import Objective, StageContext
+from causalunlearn.compile.objective import Forwards, Objective, StageContext
 from causalunlearn.errors import RunError
 
 EXECUTORS = ("fast", "reference")
@@ -43,9 +44,9 @@ class StagePlan:
     """
 
     stage: str
-    model_streams: tuple[str, ...]
+    model_streams: tuple[StreamKey, ...]
     concatenate: bool
-    frozen: tuple[tuple[str, str], ...]
+    frozen: tuple[tuple[ModelKey, StreamKey], ...]
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class ExecutionPlan:
     executor: str
     stages: dict[str, StagePlan]
     batch_dependent: tuple[str, ...] = ()
-    precomputed: tuple[tuple[str, str], ...] = ()
+    precomputed: tuple[tuple[ModelKey, StreamKey], ...] = ()
     sync_every: int = 1
     notes: tuple[str, ...] = field(default=())
 
@@ -78,7 +79,7 @@ class ExecutionPlan:
             "precomputed": [f"{m}:{s}" for m, s in self.precomputed],
             "stages": {
                 sid: {
-                    "model_streams": list(p.model_streams),
+                    "model_streams": [str(s) for s in p.model_streams],
                     "concatenate": p.concatenate,
                     "frozen": [f"{m}:{s}" for m, s in p.frozen],
                 }
@@ -116,13 +117,12 @@ class _Recorder(StageContext):
 
     def __init__(self, objective: Objective, batch) -> None:
         super().__init__(objective, batch)
-        self.asked: list[tuple[str, str]] = []
+        self.asked: list[tuple[ModelKey, StreamKey]] = []
 
-    def value(self, model_key, stream, node, aligned_to=None):
-        key = self._key(stream, aligned_to)
+    def forwards(self, model_key: ModelKey, key: StreamKey) -> Forwards:
         if (model_key, key) not in self.asked:
             self.asked.append((model_key, key))
-        return super().value(model_key, stream, node, aligned_to)
+        return super().forwards(model_key, key)
 
 
 def build_plan(
@@ -145,8 +145,8 @@ def build_plan(
             with torch.no_grad():
                 for edge in graph.terms_of(stage.id):
                     objective.term_value(ctx, edge)
-            model_streams = tuple(s for m, s in ctx.asked if m == "model")
-            frozen = tuple((m, s) for m, s in ctx.asked if m != "model")
+            model_streams = tuple(s for m, s in ctx.asked if m == MODEL)
+            frozen = tuple((m, s) for m, s in ctx.asked if m != MODEL)
             stages[stage.id] = StagePlan(stage.id, model_streams, False, frozen)
     finally:
         objective.model.train(was_training)
@@ -187,7 +187,7 @@ def build_plan(
     )
 
 
-def _bytes_per_row(objective, streams, wanted) -> dict[tuple[str, str], int]:
+def _bytes_per_row(objective, streams, wanted) -> dict[tuple[ModelKey, StreamKey], int]:
     out = {}
     for model_key, key in wanted:
         with torch.no_grad():
@@ -198,9 +198,9 @@ def _bytes_per_row(objective, streams, wanted) -> dict[tuple[str, str], int]:
 
 def precompute_frozen(
     objective: Objective, streams: Streams, plan: ExecutionPlan
-) -> dict[tuple[str, str], dict[str, torch.Tensor]]:
+) -> dict[tuple[ModelKey, StreamKey], Forwards]:
     """Every node value of the plan's frozen (model, stream) pairs, on all rows, once."""
-    tables: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    tables: dict[tuple[ModelKey, StreamKey], Forwards] = {}
     for model_key, key in plan.precomputed:
         x = streams.rows[key][0]
         parts: dict[str, list[torch.Tensor]] = {}
@@ -226,15 +226,17 @@ class FastContext(StageContext):
     def _concatenated_forward(self) -> None:
         keys = self.plan.model_streams
         xs = [self.batch[k][0] for k in keys]
-        values = self.objective.forward_nodes("model", torch.cat(xs))
+        values = self.objective.forward_nodes(MODEL, torch.cat(xs))
         sizes = [x.shape[0] for x in xs]
         split = {node: v.split(sizes) for node, v in values.items()}
-        for i, key in enumerate(keys):
-            self._cache[("model", key)] = {node: parts[i] for node, parts in split.items()}
+        self.provide(
+            MODEL,
+            {key: {node: parts[i] for node, parts in split.items()} for i, key in enumerate(keys)},
+        )
 
     def value(self, model_key, stream, node, aligned_to=None):
-        key = self._key(stream, aligned_to)
+        key = self.stream_key(stream, aligned_to)
         table = self.tables.get((model_key, key))
         if table is not None:
             return table[node][self.rows[key]]
-        return super().value(model_key, stream, node, aligned_to)
+        return self.forwards(model_key, key)[node]

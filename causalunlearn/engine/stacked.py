@@ -43,8 +43,9 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from causalunlearn.compile.divergences import get_divergence
+from causalunlearn.compile.keys import MODEL, ModelKey, StreamKey
 from causalunlearn.compile.materialise import materialise
-from causalunlearn.compile.objective import Batch, Objective, StageContext
+from causalunlearn.compile.objective import Batch, Forwards, Objective, StageContext
 from causalunlearn.compile.references import get_reference
 from causalunlearn.data import TensorData
 from causalunlearn.data.splits import Split
@@ -131,7 +132,7 @@ class StackedObjective(Objective):
     not trained. The trained parameters are :attr:`stacked` (name → tensor of shape
     ``K × parameter shape``), variant k's being ``stacked[name][k]``.
 
-    In train mode, a forward of the trained model (:meth:`forward_nodes` with ``"model"``)
+    In train mode, a forward of the trained model (:meth:`forward_nodes` with ``MODEL``)
     returns every node with the variant axis second (``N × K × …``: rows stay first, so the
     fast executor's concatenated forward splits its rows by stream unchanged). In eval mode
     (the execution plan's two-row probe) it is the template's plain forward.
@@ -168,10 +169,16 @@ class StackedObjective(Objective):
             )
             for stage in self.graph.stages
         }
+        #: Logged value name (``v<k>/<edge id>``, ``v<k>:loss``; see :meth:`stage_loss`) → k.
+        self.term_variants: dict[str, int] = {}
+        for k in range(len(self.variants)):
+            self.term_variants[f"v{k}:loss"] = k
+            for edge in self.graph.interventions:
+                self.term_variants[f"v{k}/{edge.id}"] = k
         # The variant's parameters while a vmapped function runs (``None`` outside).
         self._current: dict[str, torch.Tensor] | None = None
         self._in_terms = False
-        self.runners["model"] = self._functional_forward
+        self.runners[MODEL] = self._functional_forward
 
     @property
     def k(self) -> int:
@@ -183,11 +190,11 @@ class StackedObjective(Objective):
             return self.model(x)
         return functional_call(self.model, self._current, (x,))
 
-    def forward_nodes(self, model_key: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward_nodes(self, model_key: ModelKey, x: torch.Tensor) -> Forwards:
         """As :meth:`Objective.forward_nodes`; the trained model runs all K variants (see the
         class docstring): one ``vmap`` of the same forward, with the runner swapped for a
         ``functional_call`` on the variant's parameters."""
-        if model_key != "model" or not self.model.training:
+        if model_key != MODEL or not self.model.training:
             return super().forward_nodes(model_key, x)
         if self._in_terms:
             raise RunError(
@@ -203,7 +210,7 @@ class StackedObjective(Objective):
         def one(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             self._current = params
             try:
-                return Objective.forward_nodes(self, "model", x)
+                return Objective.forward_nodes(self, MODEL, x)
             finally:
                 self._current = None
 
@@ -228,14 +235,10 @@ class StackedObjective(Objective):
         edges = self.graph.terms_of(stage)
         # Every trained-model forward the plan foresees runs now, all K variants at once (the
         # fast executor's concatenated forward has already run and is in the cache).
-        for key in ctx.plan.model_streams:
-            if ("model", key) not in ctx._cache:
-                ctx._cache[("model", key)] = self.forward_nodes("model", ctx.batch[key][0])
-        outputs = {key: ctx._cache[("model", key)] for key in ctx.plan.model_streams}
+        outputs = {key: ctx.forwards(MODEL, key) for key in ctx.plan.model_streams}
 
-        def one(values: dict[str, dict[str, torch.Tensor]], params: dict[str, torch.Tensor]):
-            view = copy.copy(ctx)
-            view._cache = {**ctx._cache, **{("model", key): v for key, v in values.items()}}
+        def one(values: dict[StreamKey, Forwards], params: dict[str, torch.Tensor]):
+            view = ctx.with_forwards(MODEL, values)
             self._current, self._in_terms = params, True
             try:
                 return torch.stack([self.term_value(view, e) for e in edges])
@@ -408,12 +411,14 @@ def unlearn_stacked(
     except RunError as err:
         if err.code != "non-finite-loss":
             raise
-        bad = sorted({int(k) for k in re.findall(r"\bv(\d+)[/:]", err.message)})
+        terms = err.details.get("terms", ())
+        bad = sorted({objective.term_variants[t] for t in terms if t in objective.term_variants})
         named = ", ".join(f"{k} ({labels[k]})" for k in bad) or "unknown"
         raise RunError(
             "non-finite-loss",
             f"stacked variant(s) {named}: {err.message}",
             err.hint + "; or rerun without that variant",
+            details={**err.details, "variants": bad},
         ) from err
     objective.model.eval()
     seconds = {"materialise": t1 - t0, "loop": log.seconds, "total": time.perf_counter() - start}

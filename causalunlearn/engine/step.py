@@ -50,40 +50,12 @@ import contextlib
 import torch
 from torch import nn
 
-from causalunlearn.compile.objective import Objective
-from causalunlearn.engine.plan import (
-    BATCH_DEPENDENT_TYPES,
-    EXECUTORS,
-    PRECOMPUTE_BUDGET_BYTES,
-    PRECOMPUTE_CHUNK,
-    ExecutionPlan,
-    FastContext,
-    StagePlan,
-    batch_dependent_layers,
-    build_plan,
-    check_executor,
-    precompute_frozen,
-)
+from causalunlearn.compile.keys import MODEL, StreamKey
+from causalunlearn.compile.objective import Batch, Objective
+from causalunlearn.engine.plan import FastContext, precompute_frozen
 from causalunlearn.errors import RunError
 
-__all__ = [
-    "AMP_DTYPES",
-    "BATCH_DEPENDENT_TYPES",
-    "EXECUTORS",
-    "PRECOMPUTE_BUDGET_BYTES",
-    "PRECOMPUTE_CHUNK",
-    "ExecutionPlan",
-    "FastContext",
-    "Runner",
-    "StagePlan",
-    "apply_run_options",
-    "batch_dependent_layers",
-    "build_plan",
-    "check_executor",
-    "masked_step",
-    "precompute_frozen",
-    "stage_masks",
-]
+__all__ = ["AMP_DTYPES", "Masks", "Runner", "apply_run_options", "masked_step", "stage_masks"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16}
 
@@ -151,7 +123,9 @@ class Runner:
         self.counts: dict[str, int] = {s: 0 for s in optimizers}
         self.window: list[tuple[str, int, int, list[str], torch.Tensor]] = []
 
-    def batch(self, indices: dict[str, torch.Tensor]):
+    def batch(
+        self, indices: dict[str, torch.Tensor]
+    ) -> tuple[Batch, dict[StreamKey, torch.Tensor]]:
         """``(batch, rows)``: each stream key's ``(x, y)`` and row ids, from group row ids."""
         rows = {
             key: indices[g]
@@ -211,6 +185,7 @@ class Runner:
             f"loss of stage '{sid}' is {loss} at epoch {epoch}, step {step_no}"
             f" (term(s): {', '.join(bad)})",
             "lower the stage's learning rate, or check the data and the term's divergence",
+            details={"stage": sid, "epoch": epoch, "step": step_no, "loss": loss, "terms": bad},
         )
 
     def sync(self) -> None:
@@ -302,6 +277,6 @@ def apply_run_options(
             "run on a CUDA device (device='cuda'), or drop cuda_graphs (use compile=True on CPU)",
         )
     if cuda_graphs:
-        objective.runners["model"] = _Compiled(objective.model, "reduce-overhead")
+        objective.runners[MODEL] = _Compiled(objective.model, "reduce-overhead")
     elif compile:
-        objective.runners["model"] = _Compiled(objective.model, None)
+        objective.runners[MODEL] = _Compiled(objective.model, None)

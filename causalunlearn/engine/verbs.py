@@ -22,7 +22,8 @@ from causalunlearn.data.splits import Split
 from causalunlearn.data.views import view_base
 from causalunlearn.device import pick_device
 from causalunlearn.engine.loop import TrainLog, run_schedule
-from causalunlearn.engine.step import apply_run_options, check_executor
+from causalunlearn.engine.plan import check_executor
+from causalunlearn.engine.step import apply_run_options
 from causalunlearn.graph import spec as S
 from causalunlearn.models.zoo import build_model
 from causalunlearn.recipes import Recipe, training_graph
@@ -119,7 +120,7 @@ def saliency_masks(
     for stage in graph.stages:
         if stage.mask is None:
             continue
-        x, y = streams.rows[stage.mask.data]
+        x, y = streams.of(stage.mask.data)
         params = objective.stage_parameters(stage)
         grads: list[torch.Tensor | None] = [None] * len(params)
         for start in range(0, x.shape[0], SALIENCY_CHUNK):
