@@ -1,6 +1,6 @@
 """``causalunlearn run``: unlearn with a graph on a dataset and scenario over seeds.
 
-A thin shell over :func:`causalunlearn.experiment.run_experiment`.
+A thin shell over :func:`causalunlearn.studies.experiment.run_experiment`.
 """
 
 from __future__ import annotations
@@ -167,9 +167,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn run``: prints the Markdown table, returns the exit status."""
-    from causalunlearn.experiment import RunSettings, markdown_table, run_experiment
     from causalunlearn.graph import parse_assignments
     from causalunlearn.methods import load_any
+    from causalunlearn.studies.experiment import RunSettings, markdown_table, run_experiment
 
     overrides = parse_assignments(args.set)
     graph = load_any(args.graph, preset=args.preset, overrides=overrides)

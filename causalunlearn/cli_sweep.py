@@ -1,7 +1,7 @@
 """``causalunlearn compare`` and ``causalunlearn ablate``: sweeps from the command line.
 
-A thin shell over :class:`causalunlearn.sweep.Sweep`. A sweep file (YAML) says the same as the
-flags::
+A thin shell over :class:`causalunlearn.studies.sweep.Sweep`. A sweep file (YAML) says the same
+as the flags::
 
     format: causalunlearn.sweep/v1
     methods: [graphs/camu.yaml, graphs/baselines/finetune.yaml, graphs/camu.yaml@mnist-class]
@@ -89,12 +89,12 @@ def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_sweep_file(path: str) -> dict[str, Any]:
     """A sweep file's fields, checked (safe YAML; unknown fields are errors)."""
-    from causalunlearn.graph.yamlio import load_yaml_text
+    from causalunlearn.graph.yamlio import load_yaml_text, read_text_file
 
     file = Path(path)
     if not file.is_file():
         raise RunError("missing-sweep-file", f"no sweep file at {path}", "check the path")
-    data = load_yaml_text(file.read_text(), source=path)
+    data = load_yaml_text(read_text_file(file, "sweep file"), source=path)
     if not isinstance(data, dict):
         raise RunError(
             "bad-sweep-file", f"{path} is not a mapping", "see `causalunlearn compare --help`"
@@ -119,8 +119,8 @@ def read_sweep_file(path: str) -> dict[str, Any]:
 
 
 def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curves: bool = False):
-    """:class:`~causalunlearn.sweep.SweepSettings` from the setup arguments."""
-    from causalunlearn.sweep import SweepSettings
+    """:class:`~causalunlearn.studies.sweep.SweepSettings` from the setup arguments."""
+    from causalunlearn.studies.sweep import SweepSettings
 
     return SweepSettings(
         seeds=tuple(seeds),
@@ -139,7 +139,7 @@ def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curve
 
 
 def _run(entries, datasets, scenarios, settings, out, args) -> int:
-    from causalunlearn.sweep import Sweep
+    from causalunlearn.studies.sweep import Sweep
 
     sweep = Sweep(
         entries,
@@ -168,7 +168,7 @@ def _run(entries, datasets, scenarios, settings, out, args) -> int:
 def compare_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn compare``."""
     from causalunlearn.graph import load_graph
-    from causalunlearn.sweep import ablation_entries, load_entry
+    from causalunlearn.studies.entries import ablation_entries, load_entry
 
     file = read_sweep_file(args.sweep) if args.sweep else {}
     specs = list(file.get("methods", [])) + list(args.methods)
@@ -201,7 +201,7 @@ def compare_command(args: argparse.Namespace) -> int:
 def ablate_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn ablate``: the graph and one ablation per intervention edge."""
     from causalunlearn.graph import load_graph
-    from causalunlearn.sweep import ablation_entries
+    from causalunlearn.studies.entries import ablation_entries
 
     graph = load_graph(args.graph)
     entries = ablation_entries(graph, source=args.graph, preset=args.preset or "auto")

@@ -1,7 +1,7 @@
 """``causalunlearn tune``: choose a method's hyperparameters on a validation task.
 
-A thin shell over :func:`causalunlearn.tuning.tune` (the protocol is in its module docstring and
-in docs/baselines.md, "Tuning protocol")::
+A thin shell over :func:`causalunlearn.studies.tuning.tune` (the protocol is in its module
+docstring and in docs/baselines.md, "Tuning protocol")::
 
     causalunlearn tune graphs/baselines/neggrad.yaml --dataset digits --scenario class:0 \\
         --grid stages.unlearn.lr=1e-3,1e-2 --grid schedule.epochs=2,3
@@ -77,8 +77,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 def tune_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn tune``: run the grid, print the table and the preset line."""
     from causalunlearn.cli_sweep import sweep_settings
-    from causalunlearn.entries import load_method_file
-    from causalunlearn.tuning import parse_grid, tune, tuning_markdown
+    from causalunlearn.studies.entries import load_method_file
+    from causalunlearn.studies.tuning import parse_grid, tune, tuning_markdown
 
     grid = parse_grid(args.grid) if args.grid else None
     method = load_method_file(args.graph)

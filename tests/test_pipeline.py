@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from causalunlearn.engine import verbs as pipeline
 from causalunlearn.cli import main
 from causalunlearn.data import load_dataset, make_split
+from causalunlearn.engine import verbs as pipeline
 from causalunlearn.engine.verbs import unlearn
 from causalunlearn.errors import CausalUnlearnError, DataError, RunError
-from causalunlearn.experiment import RunSettings, markdown_table, mean_std, run_experiment
 from causalunlearn.graph import load_graph
 from causalunlearn.metrics.evaluate import evaluate
+from causalunlearn.metrics.gaps import mean_std
 from causalunlearn.models.zoo import build_model, save_state
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.experiment import RunSettings, markdown_table, run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMU = ROOT / "graphs" / "camu.yaml"

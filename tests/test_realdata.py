@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from causalunlearn.experiment import RunSettings, run_experiment
 from causalunlearn.graph import load_graph
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.experiment import RunSettings, run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = os.environ.get("CAUSALUNLEARN_DATA_ROOT")

@@ -17,7 +17,7 @@ from torch import nn
 
 from causalunlearn.engine.stacked import unlearn_stacked, weight_variants
 from causalunlearn.engine.verbs import unlearn
-from causalunlearn.entries import load_method_file
+from causalunlearn.studies.entries import load_method_file
 from causalunlearn.errors import GraphError, RunError
 from causalunlearn.graph import load_graph
 from causalunlearn.graph.edit import remove_intervention, set_stage, set_weight

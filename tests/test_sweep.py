@@ -12,15 +12,9 @@ from causalunlearn.cli import main
 from causalunlearn.errors import RunError
 from causalunlearn.graph import load_graph
 from causalunlearn.graph.edit import apply_overrides, graph_diff
-from causalunlearn.sweep import (
-    Entry,
-    Sweep,
-    SweepSettings,
-    _stats,
-    ablation_entries,
-    auto_preset,
-    load_entry,
-)
+from causalunlearn.studies.entries import Entry, ablation_entries, auto_preset, load_entry
+from causalunlearn.studies.summary import _stats
+from causalunlearn.studies.sweep import Sweep, SweepSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMU = ROOT / "graphs" / "camu.yaml"

@@ -19,13 +19,13 @@ from causalunlearn.data import (
     validation_rows,
     validation_view_name,
 )
-from causalunlearn.entries import auto_preset, dataset_family
 from causalunlearn.errors import DataError, GraphError, RunError
 from causalunlearn.graph import load_graph
 from causalunlearn.graph.edit import with_preset
 from causalunlearn.methods import load_any
-from causalunlearn.sweep import AVERAGE_GAP_KEYS, SweepSettings
-from causalunlearn.tuning import (
+from causalunlearn.studies.entries import auto_preset, dataset_family
+from causalunlearn.studies.sweep import SweepSettings
+from causalunlearn.studies.tuning import (
     DEFAULT_FACTORS,
     candidate_entries,
     parse_grid,
@@ -40,6 +40,9 @@ CAMU = ROOT / "graphs" / "camu.yaml"
 NEGGRAD = ROOT / "graphs" / "baselines" / "neggrad.yaml"
 SCRUB = ROOT / "graphs" / "baselines" / "scrub.yaml"
 SSD = ROOT / "graphs" / "baselines" / "ssd.yaml"
+
+#: The average gap's metrics, as SalUn defines it (stated here, not read from the package).
+AVERAGE_GAP_KEYS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy_svc")
 
 
 def _row_keys(x: torch.Tensor) -> set[bytes]:

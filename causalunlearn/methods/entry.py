@@ -33,7 +33,7 @@ import yaml
 from causalunlearn.errors import CausalUnlearnError, GraphError, Problem, did_you_mean
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.parse import Collector, _get, _mapping
-from causalunlearn.graph.yamlio import read_yaml
+from causalunlearn.graph.yamlio import read_text_file, read_yaml
 from causalunlearn.methods.registry import RegisteredMethod, get_method
 from causalunlearn.methods.shipped import missing_file_hint, resolve_source
 
@@ -371,7 +371,7 @@ def _read(source: str | FsPath) -> tuple[FsPath | None, str, str]:
     if not resolved.is_file():
         hint = missing_file_hint(resolved)
         raise MethodError([Problem("file-not-found", str(resolved), "no such file", hint)])
-    return resolved, resolved.read_text(), resolved.name
+    return resolved, read_text_file(resolved), resolved.name
 
 
 def load_method(

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from causalunlearn.errors import CausalUnlearnError, did_you_mean
+from causalunlearn.metrics.catalogue import AVERAGE_GAP, TOW, keys
 from causalunlearn.metrics.row_scores import softmax_probabilities
 
-DEFAULT_GAP_KEYS = ("retain_acc", "forget_acc", "test_acc", "mia_efficacy_svc")
+DEFAULT_GAP_KEYS = keys(AVERAGE_GAP)
 """Metrics averaged by :func:`average_gap` by default: RA, FA, TA and SalUn's MIA-efficacy."""
 
-TOW_KEYS = ("forget_acc", "retain_acc", "test_acc")
+TOW_KEYS = keys(TOW)
 """The accuracies (percent) whose oracle gaps :func:`tow` multiplies: forget, retain, test."""
 
 

@@ -10,7 +10,6 @@ leaves half a folder and never replaces an earlier finished one.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import platform
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import torch
 
-from causalunlearn.atomic import atomic_write
+from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.data.splits import Split
 from causalunlearn.device import pick_device
@@ -29,36 +28,16 @@ from causalunlearn.engine.verbs import model_name_for, unlearn
 from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import predict
+from causalunlearn.metrics.catalogue import AVERAGE_GAP, RUN_TABLE, keys
 from causalunlearn.metrics.evaluate import evaluate
 from causalunlearn.metrics.gaps import activation_distance, average_gap, mean_std, tow
 from causalunlearn.models.zoo import build_model, load_state, save_state
 from causalunlearn.recipes import Recipe
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import run_folder
-from causalunlearn.summary import AVERAGE_GAP_KEYS
 
 MANIFEST_FORMAT = "causalunlearn.run/v1"
 ROLES = ("original", "unlearned", "oracle")
-#: The official CaMU metrics of :func:`~causalunlearn.metrics.evaluate.evaluate`: key, label, ideal.
-METRICS = (
-    ("retain_acc", "Retain acc (train)", "↑ ≈ oracle"),
-    ("forget_acc", "Forget acc (train)", "≈ oracle"),
-    ("test_acc", "Test acc", "↑ ≈ oracle"),
-    ("test_retained_classes_acc", "Test acc, retained classes", "↑ ≈ oracle"),
-    ("test_forgotten_classes_acc", "Test acc, forgotten classes", "≈ oracle"),
-    ("mia_acc", "MIA acc (sorted softmax)", "≈ oracle"),
-    ("mia_forget_member_rate", "MIA forget→member rate", "≈ oracle"),
-)
-#: The other attacks and the comparisons with the oracle (``evaluate(..., extended=True)``, and
-#: the unlearned model's distance and gaps to the oracle), also in a run's table.
-EXTENDED_METRICS = (
-    ("mia_efficacy_svc", "MIA-efficacy (SVC, forget→non-member)", "≈ oracle"),
-    ("mia_entropy_member_rate", "MIA entropy LR (forget→member)", "≈ oracle"),
-    ("mia_loss_cv_acc", "MIA loss LR, 5-fold CV acc", "≈ oracle"),
-    ("activation_distance", "Activation distance to oracle (forget)", "↓ 0"),
-    ("average_gap", "Average gap to oracle (points)", "↓ 0"),
-    ("tow", "ToW", "↑ 1"),
-)
 
 
 @dataclass
@@ -154,34 +133,13 @@ def markdown_table(manifest: dict[str, Any]) -> str:
         f"| metric | original | {name} | retrain oracle |",
         "|---|---|---|---|",
     ]
-    for key, label, _ in METRICS + EXTENDED_METRICS:
-        cells = [_fmt(summary.get(role, {}).get(key)) for role in ROLES]
-        lines.append(f"| {label} | {' | '.join(cells)} |")
+    for m in RUN_TABLE:
+        cells = [_fmt(summary.get(role, {}).get(m.key)) for role in ROLES]
+        lines.append(f"| {m.label} | {' | '.join(cells)} |")
     lines.append(
         f"| Unlearning time (s) | – | {_fmt(summary['unlearned'].get('unlearn_seconds'))} | – |"
     )
     return "\n".join(lines) + "\n"
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return str(obj)
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically; NaN/inf become null (run manifests, sweeps)."""
-    atomic_write(path, json.dumps(_clean(data), indent=2, default=_json_default))
 
 
 def run_experiment(
@@ -309,7 +267,7 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
             predict(result.model, x_forget, device=device), predict(oracle, x_forget, device=device)
         )
         metrics["unlearned"]["average_gap"] = average_gap(
-            metrics["unlearned"], metrics["oracle"], AVERAGE_GAP_KEYS
+            metrics["unlearned"], metrics["oracle"], keys(AVERAGE_GAP)
         )
         metrics["unlearned"]["tow"] = tow(metrics["unlearned"], metrics["oracle"])
     if staging is not None:

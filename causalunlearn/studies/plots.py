@@ -1,6 +1,7 @@
 """Figures of a sweep: metric bars, relearning curves, and the ablation figure.
 
-Each function takes one table of :meth:`causalunlearn.sweep.Sweep.summarise` (one dataset and
+Each function takes one table of :meth:`causalunlearn.studies.sweep.Sweep.summarise` (one dataset
+and
 scenario) and writes a PNG atomically. Matplotlib runs headless (Agg).
 """
 
@@ -13,26 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from causalunlearn.atomic import atomic_write
+from causalunlearn.metrics.catalogue import ABLATION_GAPS, BARS
 from causalunlearn.metrics.gaps import mean_std
 
-#: Metrics drawn by :func:`metric_bars` (when present): key, label.
-BAR_METRICS = (
-    ("forget_acc", "Forget acc (%)"),
-    ("retain_acc", "Retain acc (%)"),
-    ("test_acc", "Test acc (%)"),
-    ("mia_efficacy_svc", "MIA-efficacy SVC (%)"),
-    ("mia_forget_member_rate", "MIA CaMU forget→member (%)"),
-    ("unlearn_seconds", "Unlearning time (s)"),
-)
-
-#: Gaps drawn by :func:`ablation_figure`.
-ABLATION_GAPS = (
-    ("forget_acc", "forget acc"),
-    ("retain_acc", "retain acc"),
-    ("test_acc", "test acc"),
-    ("mia_efficacy_svc", "MIA-efficacy"),
-    ("mia_forget_member_rate", "MIA CaMU"),
-)
+#: Gaps drawn by :func:`ablation_figure`: key, label (from the metric catalogue).
+ABLATION_LABELS = tuple((m.key, m.short) for m in ABLATION_GAPS)
 
 
 def _pyplot():
@@ -61,7 +47,7 @@ def metric_bars(table: Mapping[str, Any], path: str | Path) -> Path:
     plt = _pyplot()
     rows = table["rows"]
     methods = list(table["methods"])
-    metrics = [(k, lab) for k, lab in BAR_METRICS if any(k in rows[m] for m in methods)]
+    metrics = [(b.key, b.axis_label) for b in BARS if any(b.key in rows[m] for m in methods)]
     cols = min(3, len(metrics)) or 1
     n_rows = math.ceil(len(metrics) / cols) or 1
     fig, axes = plt.subplots(
@@ -146,7 +132,7 @@ def ablation_figure(
     base: str,
     path: str | Path,
     *,
-    gaps: Sequence[tuple[str, str]] = ABLATION_GAPS,
+    gaps: Sequence[tuple[str, str]] = ABLATION_LABELS,
 ) -> Path:
     """One row per graph: its diagram (the difference from ``base``) beside its gaps to the oracle.
 

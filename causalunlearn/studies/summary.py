@@ -1,7 +1,7 @@
 """Summary tables of a sweep: statistics over seeds, gaps to the oracle, best per column.
 
-:meth:`causalunlearn.sweep.Sweep.summarise` reads the finished cells and uses these to build one
-table per (dataset, scenario), written as ``summary.json`` and ``summary.md``.
+:meth:`causalunlearn.studies.sweep.Sweep.summarise` reads the finished cells and uses these to
+build one table per (dataset, scenario), written as ``summary.json`` and ``summary.md``.
 """
 
 from __future__ import annotations
@@ -9,37 +9,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from causalunlearn.metrics.catalogue import SUMMARY_COLUMNS, SUMMARY_GROUPS
 from causalunlearn.metrics.gaps import mean_std
-
-#: Metrics of the summary, in column order: key, column label, what is ideal.
-#: "oracle" means the retrain oracle's value is ideal (the gap to it is what is judged).
-SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("forget_acc", "Forget acc", "oracle"),
-    ("retain_acc", "Retain acc", "oracle"),
-    ("test_acc", "Test acc", "oracle"),
-    ("test_retained_classes_acc", "Test acc (kept classes)", "oracle"),
-    ("mia_forget_member_rate", "MIA CaMU (forget→member)", "oracle"),
-    ("mia_efficacy_svc", "MIA-efficacy (SVC)", "oracle"),
-    ("mia_entropy_member_rate", "MIA entropy (member)", "oracle"),
-    ("mia_loss_cv_acc", "MIA loss-CV acc", "oracle"),
-    ("activation_distance", "Act. dist. to oracle", "low"),
-    ("relearn_steps", "Relearn steps", "oracle"),
-    ("average_gap", "Avg gap", "low"),
-    ("tow", "ToW", "high"),
-    ("unlearn_seconds", "Time (s)", "low"),
-)
-
-
-#: Metrics averaged into ``average_gap`` (percentage points): forget, retain and test accuracy
-#: and SalUn's MIA-efficacy, as in SalUn's tables.
-AVERAGE_GAP_KEYS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy_svc")
 
 
 def best_per_column(rows: dict[str, Any], methods: list[str]) -> dict[str, list[str]]:
     """Per metric, the methods with the best value: smallest gap where the oracle's value is
     ideal, else lowest (or, for ToW, highest) mean; ties are all marked."""
     best: dict[str, list[str]] = {}
-    for key, _, ideal in SUMMARY_METRICS:
+    for m in SUMMARY_COLUMNS:
+        key, ideal = m.key, m.ideal
         scored = []
         for label in methods:
             stat = rows[label].get(key)
@@ -58,7 +37,7 @@ def best_per_column(rows: dict[str, Any], methods: list[str]) -> dict[str, list[
 def _stats(per_seed: list[dict[str, Any]], oracles: list[dict[str, Any] | None] | None):
     """Per metric: mean, sample std (ddof=1) and, against the same seed's oracle, mean |gap|."""
     out: dict[str, Any] = {}
-    keys = [k for k, _, _ in SUMMARY_METRICS]
+    keys = [m.key for m in SUMMARY_COLUMNS]
     for key in keys:
         values = [m.get(key) for m in per_seed]
         values = [float("nan") if v is None else v for v in values]
@@ -89,37 +68,9 @@ def _cell_text(stat: dict[str, Any] | None, *, gap: bool, bold: bool, digits: in
     return f"**{text}**" if bold else text
 
 
-#: The two tables of each (dataset, scenario) in ``summary.md``: accuracy, then privacy.
-TABLE_GROUPS = (
-    (
-        "accuracy and cost",
-        (
-            "forget_acc",
-            "retain_acc",
-            "test_acc",
-            "test_retained_classes_acc",
-            "average_gap",
-            "tow",
-            "unlearn_seconds",
-        ),
-    ),
-    (
-        "privacy",
-        (
-            "mia_forget_member_rate",
-            "mia_efficacy_svc",
-            "mia_entropy_member_rate",
-            "mia_loss_cv_acc",
-            "activation_distance",
-            "relearn_steps",
-        ),
-    ),
-)
-
-
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The summary tables as Markdown (see :meth:`Sweep.summarise`)."""
-    labels = {k: (label, ideal) for k, label, ideal in SUMMARY_METRICS}
+    labels = {m.key: (m.short, m.ideal) for m in SUMMARY_COLUMNS}
     lines = [
         "Mean ± sample std (ddof=1) over seeds; accuracies and attacks in percent. Δ = mean over"
         " seeds of |metric − the same seed's retrain oracle|; the oracle row's ± is the noise"
@@ -131,8 +82,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     ]
     for table in summary["tables"]:
         rows = table["rows"]
-        for title, group in TABLE_GROUPS:
-            keys = [k for k in group if any(k in rows[r] for r in rows)]
+        for title, group in SUMMARY_GROUPS:
+            keys = [m.key for m in group if any(m.key in rows[r] for r in rows)]
             if not keys:
                 continue
             lines.append(f"### {table['dataset']}, {table['scenario']}: {title}")

@@ -35,34 +35,24 @@ from typing import Any
 
 import torch
 
-from causalunlearn.atomic import atomic_write
+from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.device import pick_device
 from causalunlearn.engine.verbs import model_name_for, unlearn
-from causalunlearn.entries import (  # noqa: F401 - re-exported
-    Entry,
-    ablation_entries,
-    auto_preset,
-    load_entry,
-    preset_names,
-)
 from causalunlearn.errors import RunError, shown
-from causalunlearn.experiment import write_json
 from causalunlearn.graph import spec as S
 from causalunlearn.metrics.accuracy import predict
+from causalunlearn.metrics.catalogue import AVERAGE_GAP, keys
 from causalunlearn.metrics.evaluate import scores_from_logits
 from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
 from causalunlearn.metrics.relearn import relearn_time, relearning_curve
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.entries import (
+    Entry,
+)
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import sweep_folder
-from causalunlearn.summary import (  # noqa: F401 - re-exported
-    AVERAGE_GAP_KEYS,
-    SUMMARY_METRICS,
-    _stats,
-    best_per_column,
-    summary_markdown,
-)
+from causalunlearn.studies.summary import _stats, best_per_column, summary_markdown
 
 SWEEP_FORMAT = "causalunlearn.sweep/v1"
 CELL_FORMAT = "causalunlearn.cell/v1"
@@ -498,9 +488,9 @@ class Sweep:
         )
         oracle = ctx.reference["metrics"]["oracle"]
         metrics["unlearn_seconds"] = result.seconds["total"]
-        metrics["average_gap"] = average_gap(metrics, oracle, AVERAGE_GAP_KEYS)
+        metrics["average_gap"] = average_gap(metrics, oracle, keys(AVERAGE_GAP))
         metrics["tow"] = tow(metrics, oracle)
-        from causalunlearn.experiment import versions
+        from causalunlearn.studies.experiment import versions
 
         return {
             "format": CELL_FORMAT,
@@ -544,7 +534,7 @@ class Sweep:
 
     def draw(self, summary: dict[str, Any]) -> list[str]:
         """Write the plots of every table; return their paths relative to the sweep folder."""
-        from causalunlearn import plots
+        from causalunlearn.studies import plots
 
         written = []
         for table in summary["tables"]:
@@ -623,16 +613,3 @@ class Sweep:
             "best": best,
             "curves": curves,
         }
-
-
-__all__ = [
-    "AVERAGE_GAP_KEYS",
-    "Entry",
-    "SUMMARY_METRICS",
-    "Sweep",
-    "SweepSettings",
-    "ablation_entries",
-    "auto_preset",
-    "load_entry",
-    "summary_markdown",
-]

@@ -12,15 +12,15 @@ A *validation task* is made from training data only (docs/baselines.md, "Tuning 
 - its original and retrain oracle are trained on the view with the same recipe as the real ones
   (and cached under the view's own name).
 
-Each candidate configuration (one point of the grid) is one method of a
-:class:`~causalunlearn.sweep.Sweep` on that task; the chosen one has the smallest **average gap**
-to the task's oracle (mean over the tuning seeds of ``average_gap``: forget, retain and
-validation accuracy and MIA-efficacy, in percentage points), ties broken by the lower unlearning
-time. *Same budget per method*: the default grid scales every stage learning rate of the method's
-current preset by 0.01, 0.1, 1 and 10 together, so every graph gets 4 candidates (epochs and
-batch size stay the preset's, i.e. CaMU's budget on MNIST/Fashion-MNIST).
+Each candidate configuration (one point of the grid) is one method of a sweep
+(:class:`~causalunlearn.studies.sweep.Sweep`) on that task; the chosen one has the smallest
+**average gap** to the task's oracle (mean over the tuning seeds of ``average_gap``: forget,
+retain and validation accuracy and MIA-efficacy, in percentage points), ties broken by the lower
+unlearning time. *Same budget per method*: the default grid scales every stage learning rate of
+the method's current preset by 0.01, 0.1, 1 and 10 together, so every graph gets 4 candidates
+(epochs and batch size stay the preset's, i.e. CaMU's budget on MNIST/Fashion-MNIST).
 
-Grids and candidates are in :mod:`causalunlearn.tuning_grid`.
+Grids and candidates are in :mod:`causalunlearn.studies.tuning_grid`.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from causalunlearn.atomic import atomic_write
+from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data.splits import parse_scenario
-from causalunlearn.entries import dataset_family
 from causalunlearn.errors import RunError
-from causalunlearn.experiment import write_json
 from causalunlearn.graph import spec as S
-from causalunlearn.tuning_grid import (
+from causalunlearn.metrics.catalogue import AVERAGE_GAP, keys, metrics
+from causalunlearn.studies.entries import dataset_family
+from causalunlearn.studies.tuning_grid import (
     DEFAULT_FACTORS,
     Candidate,
     candidate_entries,
@@ -74,11 +74,9 @@ CRITERION = (
 )
 
 #: Columns of the tuning table: summary key, column label (test_acc is validation accuracy).
-GAP_COLUMNS = (
-    ("forget_acc", "Δ forget"),
-    ("retain_acc", "Δ retain"),
-    ("test_acc", "Δ validation"),
-    ("mia_efficacy_svc", "Δ MIA-eff."),
+GAP_COLUMNS = tuple(
+    (m.key, "Δ validation" if m.key == "test_acc" else f"Δ {m.short}")
+    for m in metrics(("forget_acc", "retain_acc", "test_acc", "mia_efficacy_svc"))
 )
 
 TUNING_FORMAT = "causalunlearn.tuning/v1"
@@ -246,7 +244,8 @@ def tune(
         method: A graph or method entry, without a preset applied.
         dataset: The real dataset (registered name).
         scenario: The real scenario (``class:C...`` or ``random:F``).
-        settings: :class:`~causalunlearn.sweep.SweepSettings` (its seeds are the tuning seeds;
+        settings: :class:`~causalunlearn.studies.sweep.SweepSettings` (its seeds are the tuning
+            seeds;
             ``model`` defaults to the real dataset's model).
         out: The tuning folder (a sweep folder plus ``tuning.json`` and ``tuning.md``).
         grid: ``{path: [values]}``, or None for :func:`default_grid`.
@@ -267,7 +266,7 @@ def tune(
 
     from causalunlearn.data import load_dataset, validation_view_name
     from causalunlearn.engine.verbs import model_name_for
-    from causalunlearn.sweep import AVERAGE_GAP_KEYS, Sweep
+    from causalunlearn.studies.sweep import Sweep
 
     out = Path(out)
     # Everything that can be checked without data first (a bad grid fails in a second).
@@ -299,7 +298,7 @@ def tune(
     # the tuning stops with an error; nothing is chosen and no preset line is proposed.
     chosen = select(rows, labels) if labels else None
     oracle = rows.get("oracle", {})
-    floor = {k: _metric(oracle, k, "std") for k in AVERAGE_GAP_KEYS}
+    floor = {k: _metric(oracle, k, "std") for k in keys(AVERAGE_GAP)}
     finite = [v for v in floor.values() if math.isfinite(v)]
     report_rows = []
     for candidate in candidates:

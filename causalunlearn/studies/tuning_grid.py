@@ -1,8 +1,9 @@
 """Tuning grids: ``--grid PATH=V1,V2`` parsing, the default grid, and the candidates' entries.
 
-Part of the tuning protocol (:mod:`causalunlearn.tuning`). A candidate is one combination of the
-grid's values, applied as dotted-path overrides after the method's preset for the real dataset
-and scenario; each becomes one :class:`~causalunlearn.entries.Entry` of a sweep.
+Part of the tuning protocol (:mod:`causalunlearn.studies.tuning`). A candidate is one
+combination of the grid's values, applied as dotted-path overrides after the method's preset for
+the real dataset and scenario; each becomes one :class:`~causalunlearn.studies.entries.Entry` of
+a sweep.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from causalunlearn.entries import Entry, auto_preset
 from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.edit import apply_overrides, parse_value, with_preset
+from causalunlearn.studies.entries import Entry, auto_preset
 
 __all__ = [
     "DEFAULT_FACTORS",

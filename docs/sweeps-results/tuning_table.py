@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from causalunlearn.tuning_grid import DEFAULT_FACTORS
+from causalunlearn.studies.tuning_grid import DEFAULT_FACTORS
 
 SCENARIOS = [
     ("digits", "class:0"),

@@ -400,8 +400,8 @@ def test_two_processes_needing_one_model_train_it_once(tmp_path):
 
 
 def _no_computing(monkeypatch):
-    import causalunlearn.experiment as experiment
-    import causalunlearn.sweep as sweep
+    import causalunlearn.studies.experiment as experiment
+    import causalunlearn.studies.sweep as sweep
 
     def boom(*args, **kwargs):
         raise AssertionError("computing started before the output folder was checked")

@@ -1,0 +1,275 @@
+"""The metric catalogue: every number a run or a sweep reports, described once.
+
+Run tables, sweep summaries, bars, ablation figures and the tuning table all read this table
+(:data:`CATALOGUE`) for a metric's label, unit, what value is ideal and which way is better;
+the groups below (:data:`RUN_TABLE`, :data:`SUMMARY_COLUMNS`, ...) only name keys. A new metric
+is one :class:`MetricInfo` line here plus the function that computes it.
+
+``ideal`` is one of:
+
+- ``"oracle"``: the retrain oracle's value is ideal; what is judged is the gap to it
+  (lower is better). Most metrics of unlearning are of this kind: a forget accuracy far *below*
+  the oracle's is as suspicious as one above it (the Streisand effect).
+- ``"low"`` / ``"high"``: lower / higher is better, with ``target`` the best possible value
+  (``None`` when unbounded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from causalunlearn.errors import CausalUnlearnError, did_you_mean
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One reported metric.
+
+    Attributes:
+        key: The key in metric dicts, manifests and summaries (``forget_acc``).
+        label: Row label of a run's table (``Forget acc (train)``).
+        short: Column header of sweep summaries and axis label stem (``Forget acc``).
+        unit: ``%``, ``points`` (percentage points), ``steps``, ``s`` or ``""``.
+        ideal: ``oracle``, ``low`` or ``high`` (module docstring).
+        target: The best value for ``low`` / ``high`` metrics (``None``: unbounded).
+        source: Where the metric comes from (paper or definition).
+    """
+
+    key: str
+    label: str
+    short: str
+    unit: str
+    ideal: Literal["oracle", "low", "high"]
+    target: float | None = None
+    source: str = ""
+
+    @property
+    def direction(self) -> str:
+        """``↓`` (smaller is better: a gap, a distance, a time), ``↑``, or ``≈ oracle``."""
+        return {"oracle": "≈ oracle", "low": "↓", "high": "↑"}[self.ideal]
+
+    @property
+    def axis_label(self) -> str:
+        """``short`` with its unit, for a plot axis (``Forget acc (%)``)."""
+        return f"{self.short} ({self.unit})" if self.unit else self.short
+
+
+_CAMU = "CaMU (Shen et al., SDM 2024), official evaluation"
+_SALUN = "SalUn (Fan et al., ICLR 2024)"
+
+CATALOGUE: tuple[MetricInfo, ...] = (
+    MetricInfo("retain_acc", "Retain acc (train)", "Retain acc", "%", "oracle", source=_CAMU),
+    MetricInfo("forget_acc", "Forget acc (train)", "Forget acc", "%", "oracle", source=_CAMU),
+    MetricInfo("test_acc", "Test acc", "Test acc", "%", "oracle", source=_CAMU),
+    MetricInfo(
+        "test_retained_classes_acc",
+        "Test acc, retained classes",
+        "Test acc (kept classes)",
+        "%",
+        "oracle",
+        source=_CAMU,
+    ),
+    MetricInfo(
+        "test_forgotten_classes_acc",
+        "Test acc, forgotten classes",
+        "Test acc (forgotten classes)",
+        "%",
+        "oracle",
+        source=_CAMU,
+    ),
+    MetricInfo("mia_acc", "MIA acc (sorted softmax)", "MIA CaMU acc", "%", "oracle", source=_CAMU),
+    MetricInfo(
+        "mia_forget_member_rate",
+        "MIA forget→member rate",
+        "MIA CaMU (forget→member)",
+        "%",
+        "oracle",
+        source=_CAMU,
+    ),
+    MetricInfo(
+        "mia_efficacy_svc",
+        "MIA-efficacy (SVC, forget→non-member)",
+        "MIA-efficacy (SVC)",
+        "%",
+        "oracle",
+        source=_SALUN,
+    ),
+    MetricInfo(
+        "mia_entropy_member_rate",
+        "MIA entropy LR (forget→member)",
+        "MIA entropy (member)",
+        "%",
+        "oracle",
+        source="entropy attack, logistic regression (Song & Mittal, USENIX Security 2021)",
+    ),
+    MetricInfo(
+        "mia_loss_cv_acc",
+        "MIA loss LR, 5-fold CV acc",
+        "MIA loss-CV acc",
+        "%",
+        "oracle",
+        source="loss attack, 5-fold cross-validated logistic regression",
+    ),
+    MetricInfo(
+        "activation_distance",
+        "Activation distance to oracle (forget)",
+        "Act. dist. to oracle",
+        "",
+        "low",
+        0.0,
+        source="mean L2 distance of softmax outputs on the forget rows (Chundawat et al., AAAI"
+        " 2023)",
+    ),
+    MetricInfo(
+        "relearn_steps",
+        "Relearn time (steps)",
+        "Relearn steps",
+        "steps",
+        "oracle",
+        source="steps of fine-tuning on the forget rows to regain 90 % of the original's forget"
+        " accuracy (Golatkar et al., CVPR 2020)",
+    ),
+    MetricInfo(
+        "average_gap",
+        "Average gap to oracle (points)",
+        "Avg gap",
+        "points",
+        "low",
+        0.0,
+        source=_SALUN + ": mean |gap| of forget, retain, test accuracy and MIA-efficacy",
+    ),
+    MetricInfo(
+        "tow",
+        "ToW",
+        "ToW",
+        "",
+        "high",
+        1.0,
+        source="tug of war (Zhao et al., NeurIPS 2024): Π (1 − |gap|/100) over FA, RA, TA",
+    ),
+    MetricInfo("unlearn_seconds", "Unlearning time (s)", "Time", "s", "low", 0.0),
+)
+
+_BY_KEY = {m.key: m for m in CATALOGUE}
+
+
+def metric(key: str) -> MetricInfo:
+    """The catalogue entry of ``key``.
+
+    Raises:
+        CausalUnlearnError: ``unknown-metric`` (with a did-you-mean hint).
+    """
+    try:
+        return _BY_KEY[key]
+    except KeyError:
+        raise CausalUnlearnError(
+            "unknown-metric", f"no metric named {key!r}", did_you_mean(key, _BY_KEY)
+        ) from None
+
+
+def metrics(keys: Iterable[str]) -> tuple[MetricInfo, ...]:
+    """The catalogue entries of ``keys``, in that order."""
+    return tuple(metric(k) for k in keys)
+
+
+#: Rows of a run's table (``causalunlearn run``): the official metrics, then the others.
+RUN_TABLE = metrics(
+    (
+        "retain_acc",
+        "forget_acc",
+        "test_acc",
+        "test_retained_classes_acc",
+        "test_forgotten_classes_acc",
+        "mia_acc",
+        "mia_forget_member_rate",
+        "mia_efficacy_svc",
+        "mia_entropy_member_rate",
+        "mia_loss_cv_acc",
+        "activation_distance",
+        "average_gap",
+        "tow",
+    )
+)
+
+#: The official CaMU metrics (``evaluate(...)`` without ``extended``), as the paper reports them.
+OFFICIAL = RUN_TABLE[:7]
+
+#: Columns of a sweep's summary, in order (statistics, gaps and "best" are computed for these).
+SUMMARY_COLUMNS = metrics(
+    (
+        "forget_acc",
+        "retain_acc",
+        "test_acc",
+        "test_retained_classes_acc",
+        "mia_forget_member_rate",
+        "mia_efficacy_svc",
+        "mia_entropy_member_rate",
+        "mia_loss_cv_acc",
+        "activation_distance",
+        "relearn_steps",
+        "average_gap",
+        "tow",
+        "unlearn_seconds",
+    )
+)
+
+#: The two tables of each (dataset, scenario) in ``summary.md``: accuracy, then privacy.
+SUMMARY_GROUPS: tuple[tuple[str, tuple[MetricInfo, ...]], ...] = (
+    (
+        "accuracy and cost",
+        metrics(
+            (
+                "forget_acc",
+                "retain_acc",
+                "test_acc",
+                "test_retained_classes_acc",
+                "average_gap",
+                "tow",
+                "unlearn_seconds",
+            )
+        ),
+    ),
+    (
+        "privacy",
+        metrics(
+            (
+                "mia_forget_member_rate",
+                "mia_efficacy_svc",
+                "mia_entropy_member_rate",
+                "mia_loss_cv_acc",
+                "activation_distance",
+                "relearn_steps",
+            )
+        ),
+    ),
+)
+
+#: Metrics averaged into ``average_gap`` (percentage points), as in SalUn's tables.
+AVERAGE_GAP = metrics(("retain_acc", "forget_acc", "test_acc", "mia_efficacy_svc"))
+
+#: The accuracies whose oracle gaps ToW multiplies.
+TOW = metrics(("forget_acc", "retain_acc", "test_acc"))
+
+#: Bars of a sweep's metric figure.
+BARS = metrics(
+    (
+        "forget_acc",
+        "retain_acc",
+        "test_acc",
+        "mia_efficacy_svc",
+        "mia_forget_member_rate",
+        "unlearn_seconds",
+    )
+)
+
+#: Gaps to the oracle drawn by the ablation figure.
+ABLATION_GAPS = metrics(
+    ("forget_acc", "retain_acc", "test_acc", "mia_efficacy_svc", "mia_forget_member_rate")
+)
+
+
+def keys(infos: Iterable[MetricInfo]) -> tuple[str, ...]:
+    """The keys of catalogue entries, in order."""
+    return tuple(m.key for m in infos)
