@@ -53,13 +53,11 @@ class StageContext:
         edge's data stream (``StreamKey(stream, aligned_to=edge.data)``); otherwise the
         stream's own rows (``StreamKey(stream)``).
         """
-        ref = aligned_to.reference if aligned_to is not None else None
+        if aligned_to is None or aligned_to.reference is None or aligned_to.data is None:
+            return StreamKey(stream)
         nodes = self.objective.graph.node_map
-        if (
-            ref is not None
-            and ref.align == "paired"
-            and aligned_to.data is not None
-            and _row_group(nodes, stream) != _row_group(nodes, aligned_to.data)
+        if aligned_to.reference.align == "paired" and _row_group(nodes, stream) != _row_group(
+            nodes, aligned_to.data
         ):
             return StreamKey(stream, aligned_to=aligned_to.data)
         return StreamKey(stream)
@@ -163,13 +161,13 @@ class Objective(nn.Module):
         #: Callables used instead of the module for a forward (``torch.compile`` wrappers).
         self.runners: dict[ModelKey, Any] = {}
 
-    def model_of(self, key: ModelKey) -> nn.Module | None:
-        """The model behind ``key``: the trained model, the frozen original (``None`` when no
-        edge needs it) or the frozen random model of ``ModelKey.random(seed)``.
+    def model_of(self, key: ModelKey) -> nn.Module:
+        """The model behind ``key``: the trained model, the frozen original or the frozen
+        random model of ``ModelKey.random(seed)``.
 
         Raises:
             TypeError: when ``key`` is not a :class:`~causalunlearn.compile.keys.ModelKey`.
-            KeyError: for a random model no edge of the graph uses.
+            KeyError: for a frozen model the objective lacks (no edge of the graph uses it).
         """
         if not isinstance(key, ModelKey):
             raise TypeError(
@@ -179,6 +177,8 @@ class Objective(nn.Module):
         if key == MODEL:
             return self.model
         if key == ORIGINAL:
+            if self.original is None:
+                raise KeyError("no original model: no edge or do-operation of the graph reads it")
             return self.original
         return self.references[key.name]
 
