@@ -705,3 +705,83 @@ def test_diff_reports_a_dropped_preset_entry_as_removed():
     changes = {c.path: c.kind for c in graph_diff(base, ablated)}
     assert changes["presets.mnist-class.stages.representation.lr"] == "removed"
     assert changes["stages.representation"] == "removed"
+
+
+# Equal graphs have equal digests (issue 12 §4) ----------------------------------------------------
+SHIPPED = sorted(
+    p for p in GRAPHS.rglob("*.yaml") if "causalunlearn.graph/v1" in p.read_text()
+)  # graphs/baselines/ssd.yaml is a method entry (causalunlearn.method/v1), not a graph
+
+
+def _with_ints(value, converted: list):
+    """``value`` rebuilt as a user would write it in Python: every integral float an int
+    (``weight=1``, ``low=0``), each spec object made again through its constructor."""
+    if isinstance(value, float) and value.is_integer():
+        converted.append(value)
+        return int(value)
+    if isinstance(value, tuple):
+        return tuple(_with_ints(v, converted) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return type(value)(
+            **{
+                f.name: _with_ints(getattr(value, f.name), converted)
+                for f in dataclasses.fields(value)
+                if f.name != "provenance"
+            }
+        )
+    return value
+
+
+def test_shipped_graph_list_is_complete():
+    names = {str(p.relative_to(GRAPHS)) for p in SHIPPED}
+    assert {"camu.yaml", "baselines/scrub.yaml", "ablations/no-cut-forget-y.yaml"} <= names
+    assert len(SHIPPED) == len(list(GRAPHS.rglob("*.yaml"))) - 1
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(GRAPHS)))
+def test_shipped_graph_built_both_ways_has_one_digest(path):
+    loaded = load_graph(path)
+    for preset in (None, *(name for name, _ in loaded.presets)):
+        from_yaml = with_preset(loaded, preset) if preset else loaded
+        converted: list = []
+        in_python = _with_ints(from_yaml, converted)
+        assert converted, "no integral float to write as an int: the test would prove nothing"
+        assert in_python == from_yaml
+        assert in_python.digest() == from_yaml.digest(), preset
+        reloaded = load_graph(in_python.to_yaml())
+        assert reloaded == in_python
+        assert reloaded.digest() == in_python.digest(), preset
+
+
+def test_integer_valued_numbers_written_in_python_hash_as_their_floats():
+    base = load_graph(CAMU)
+    noise = DoOp.make("add_noise", dist="uniform", low=0, high=1, clip=False)
+    counterfactual = base.node("counterfactual")
+    nodes = tuple(
+        dataclasses.replace(n, do=(noise, *counterfactual.do[1:])) if n is counterfactual else n
+        for n in base.nodes
+    )
+    edges = tuple(
+        dataclasses.replace(e, weight=1) if e.id == "keep_retain_z" else e
+        for e in base.interventions
+    )
+    presets = (("mine", (("stages.output.lr", 1), ("interventions.cut_forget_y.weight", 2))),)
+    ints = dataclasses.replace(base, nodes=nodes, interventions=edges, presets=presets)
+    floats = set_weight(base, "keep_retain_z", 1.0)
+    floats = dataclasses.replace(
+        floats,
+        presets=(
+            ("mine", (("stages.output.lr", 1.0), ("interventions.cut_forget_y.weight", 2.0))),
+        ),
+    )
+    assert ints.node("counterfactual").do[0].get("low") == 0  # written as the int 0
+    assert isinstance(ints.node("counterfactual").do[0].get("low"), int)
+    assert ints == floats
+    assert ints.digest() == floats.digest()
+    assert load_graph(ints.to_yaml()).digest() == ints.digest()
+    assert set_weight(ints, "keep_retain_z", 2).digest() != ints.digest()  # content still counts
+    # A negative zero is the same number.
+    assert (
+        set_weight(base, "cut_forget_y", -0.0).digest()
+        == set_weight(base, "cut_forget_y", 0.0).digest()
+    )

@@ -423,11 +423,17 @@ class Graph:
         return dump_yaml(self)
 
     def digest(self) -> str:
-        """A short sha256 of the canonical form (names, weights, settings; not provenance)."""
+        """A short sha256 of the canonical form (names, weights, settings; not provenance).
+
+        Equal graphs have equal digests: a number is hashed as the type of its field in the
+        format (``weight=1`` as ``1.0``, as the YAML reader reads it; see
+        :func:`canonical_numbers`), so a graph built in Python with integers and its YAML
+        reload share one digest.
+        """
         import hashlib
         import json
 
-        text = json.dumps(self.to_dict(full=True), sort_keys=True, default=str)
+        text = json.dumps(canonical_numbers(self.to_dict(full=True)), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_networkx(self):  # noqa: ANN201 - networkx type
@@ -478,3 +484,69 @@ def _remember_checked(graph: Graph) -> None:
 def field_names(cls: type) -> tuple[str, ...]:
     """Names of a spec dataclass's fields, in order (used by the parser and the docs)."""
     return tuple(f.name for f in fields(cls) if f.name not in ("provenance",))
+
+
+def canonical_numbers(plain: dict[str, Any]) -> dict[str, Any]:
+    """The full plain form of a graph with every number written as its field's type.
+
+    A float field holding an integer (``weight=1``, ``DoOp.make("add_noise", low=0)``, a preset
+    ``stages.x.lr: 1``) becomes that float, and ``-0.0`` becomes ``0.0``: the values the YAML
+    reader gives, where ``1 == 1.0`` already makes the graphs equal. Values whose field is not a
+    float are left as they are, so a graph read from YAML hashes as before.
+
+    Args:
+        plain: ``graph.to_dict(full=True)``.
+    """
+    from causalunlearn.graph import schema
+
+    def node_field(path: tuple[str, ...]) -> Any:
+        # nodes.<id>.do.<i>.<param>: the parameter of that operation (found in ``plain``).
+        if len(path) == 5 and path[2] == "do" and path[3].isdigit():
+            ops = (plain.get("nodes", {}).get(path[1]) or {}).get("do") or []
+            op = ops[int(path[3])].get("op") if int(path[3]) < len(ops) else None
+            return schema.do_fields(op).get(path[4]) if isinstance(op, str) else None
+        return schema.fields_of(Node).get(path[2]) if len(path) == 3 else None
+
+    def kind_at(path: tuple[str, ...]) -> Any:
+        """The kind of the field at a full-form key path (``None`` when not a scalar field)."""
+        f = None
+        if path[:1] == ("schedule",) and len(path) == 2:
+            f = schema.fields_of(Schedule).get(path[1])
+        elif path[:1] == ("stages",) and len(path) == 3:
+            f = schema.fields_of(Stage).get(path[2])
+        elif path[:1] == ("stages",) and len(path) == 4 and path[2] == "mask":
+            f = schema.fields_of(Mask).get(path[3])
+        elif path[:1] == ("interventions",) and len(path) == 3:
+            f = schema.fields_of(Intervention).get(path[2])
+        elif path[:1] == ("interventions",) and len(path) == 4 and path[2] == "divergence":
+            f = schema.fields_of(Divergence).get(path[3])
+        elif path[:1] == ("interventions",) and len(path) == 4 and path[2] == "reference":
+            f = schema.fields_of(Reference).get(path[3])
+        elif path[:1] == ("nodes",) and len(path) >= 3:
+            f = node_field(path)
+        return f.kind if f is not None else None
+
+    def walk(value: Any, path: tuple[str, ...]) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, str(k))) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, str(i))) for i, v in enumerate(value)]
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if is_number and kind_at(path) is float:
+            return float(value) + 0.0  # ``+ 0.0`` turns -0.0 into 0.0
+        return value
+
+    out = {k: walk(v, (k,)) for k, v in plain.items() if k != "presets"}
+    presets = plain.get("presets")
+    if isinstance(presets, dict):
+        # A preset's dotted paths address the same full form: each value is read as its field.
+        out["presets"] = {
+            name: {
+                key: walk(value, tuple(str(key).split(".")))
+                for key, value in (overrides or {}).items()
+            }
+            for name, overrides in presets.items()
+        }
+    elif "presets" in plain:
+        out["presets"] = presets
+    return out
