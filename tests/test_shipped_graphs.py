@@ -127,7 +127,12 @@ def _copy_sources(dest: Path) -> None:
     ).stdout.splitlines()
     for rel in listed:
         source = ROOT / rel
-        if source.is_file() and not rel.startswith(("tests/", "notebooks/", "docs/")):
+        if rel.startswith(("tests/", "notebooks/", "docs/")):
+            continue
+        if source.is_symlink():  # causalunlearn/shipped_graphs -> ../graphs, as a clone has it
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).symlink_to(os.readlink(source))
+        elif source.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / rel)
 
