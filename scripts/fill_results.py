@@ -1,8 +1,9 @@
 """Copy the results sweeps' tables and plots into docs/results.md and docs/img/results/.
 
-Run from the repository root after the four sweeps of docs/results.md have finished:
+Run after the four sweeps of docs/results.md have finished (their folders are under the
+repository's ``runs/``, where the commands of docs/results.md write them):
 
-    python docs/sweeps-results/fill_results.py
+    python scripts/fill_results.py
 
 Each sweep's ``summary.md`` (legend paragraph dropped, headings shortened) replaces what stands
 between ``<!-- sweep:KEY -->`` and ``<!-- /sweep:KEY -->`` in docs/results.md; its ``plots/*.png``
@@ -13,19 +14,21 @@ import re
 import shutil
 from pathlib import Path
 
-DOC = Path("docs/results.md")
+ROOT = Path(__file__).resolve().parents[1]  # the repository (this file is scripts/...)
+DOC = ROOT / "docs" / "results.md"
+IMAGES = ROOT / "docs" / "img" / "results"
 SWEEPS = {
-    "mnist-class": "runs/grid",
-    "fashion-class": "runs/grid-fashion",
-    "mnist-random": "runs/grid-mnist-random",
-    "fashion-random": "runs/grid-fashion-random",
+    "mnist-class": ROOT / "runs" / "grid",
+    "fashion-class": ROOT / "runs" / "grid-fashion",
+    "mnist-random": ROOT / "runs" / "grid-mnist-random",
+    "fashion-random": ROOT / "runs" / "grid-fashion-random",
 }
 
 
 def main() -> None:
     text = DOC.read_text()
     for key, folder in SWEEPS.items():
-        summary = Path(folder) / "summary.md"
+        summary = folder / "summary.md"
         if not summary.is_file():
             continue
         body = summary.read_text().split("\n\n", 1)[1].strip()  # drop the legend paragraph
@@ -34,8 +37,8 @@ def main() -> None:
         if start in text:
             a, b = text.index(start) + len(start), text.index(end)
             text = text[:a] + "\n" + body + "\n" + text[b:]
-        for png in (Path(folder) / "plots").glob("*.png"):
-            shutil.copy(png, Path("docs/img/results") / png.name)
+        for png in (folder / "plots").glob("*.png"):
+            shutil.copy(png, IMAGES / png.name)
     DOC.write_text(text)
 
 

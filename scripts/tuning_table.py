@@ -1,8 +1,8 @@
 """Collect `causalunlearn tune` reports into the tables of docs/baselines.md, and write the
 chosen values into the baseline graph files' presets.
 
-    python docs/sweeps-results/tuning_table.py runs/tune            # print the markdown tables
-    python docs/sweeps-results/tuning_table.py runs/tune --apply    # also rewrite the presets
+    python scripts/tuning_table.py runs/tune            # print the markdown tables
+    python scripts/tuning_table.py runs/tune --apply    # also rewrite the presets
 
 Each ``runs/tune/<method>-<dataset>-<class|random>/tuning.json`` is one tuning run (made by
 ``causalunlearn tune graphs/baselines/<method>.yaml --dataset D --scenario S``). ``--apply``
