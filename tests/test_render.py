@@ -25,7 +25,7 @@ from causalunlearn.graph.render import mimebundle, render, to_dot
 ROOT = Path(__file__).resolve().parents[1]
 CAMU = ROOT / "graphs" / "camu.yaml"
 ABLATIONS = ROOT / "graphs" / "ablations"
-SPECS = Path(__file__).resolve().parent / "specs"
+SPECS = Path(__file__).resolve().parents[1] / "graphs" / "baselines"
 
 
 def needs_dot(test):
@@ -188,7 +188,8 @@ def test_effect_colours_for_ascent_and_penalty():
     dot = to_dot(load_graph(SPECS / "scrub.yaml"))
     push = _nodes(dot)[_term(dot, "push_forget_y")]
     assert _dominant(push["color"]) == "orange"
-    assert "−1 × KL" in _text(push["label"])  # maximise (weight 1) shows as a minus sign
+    # maximise shows as a minus sign on the weight (16 = T², the KL scale of the SCRUB code)
+    assert "−16 × KL" in _text(push["label"])
     dot = to_dot(load_graph(SPECS / "l1-sparse.yaml"))
     term = _term(dot, "sparsity")
     assert _dominant(_nodes(dot)[term]["color"]) == "grey"
