@@ -785,3 +785,82 @@ def test_integer_valued_numbers_written_in_python_hash_as_their_floats():
         set_weight(base, "cut_forget_y", -0.0).digest()
         == set_weight(base, "cut_forget_y", 0.0).digest()
     )
+
+
+# Refused inputs that were accepted or mis-reported (issue 12 §4) ----------------------------------
+SCRUB = GRAPHS / "baselines" / "scrub.yaml"
+
+
+def test_negative_weight_with_maximise_is_refused_from_yaml_and_python():
+    text = SCRUB.read_text()
+    assert text.count("    weight: 16.0\n") == 1
+    with pytest.raises(GraphError) as info:
+        load_graph(text.replace("    weight: 16.0\n", "    weight: -16.0\n"))
+    (problem,) = info.value.problems
+    assert problem.code == "conflicting-ascent"
+    assert problem.where.startswith("interventions.push_forget_y.maximise")
+    assert "weight: 16, maximise: true" in problem.hint
+    with pytest.raises(GraphError) as info:
+        set_weight(load_graph(SCRUB), "push_forget_y", -1)
+    assert info.value.codes == ["conflicting-ascent"]
+    # Either sign alone is an ascent, and accepted.
+    assert set_weight(load_graph(SCRUB), "push_forget_y", 1).interventions[0].signed_weight == -1
+    minus = set_weight(load_graph(CAMU), "cut_forget_y", -1)
+    assert minus.intervention("cut_forget_y").signed_weight == -1
+
+
+@pytest.mark.parametrize("length", [129, 1025, 100_000])
+@pytest.mark.parametrize("written", ["plain", "quoted", "explicit"])
+def test_a_long_id_names_the_limit(length, written):
+    from causalunlearn.graph.parse import MAX_ID_LENGTH
+
+    name = "f" * length
+    key = {"plain": name, "quoted": f'"{name}"', "explicit": f"? {name}\n  "}[written]
+    text = CAMU_TEXT.replace("\n  forget:", f"\n  {key}:", 1)
+    error = _errors(text)
+    assert error.codes[0] == "id-too-long"
+    assert str(MAX_ID_LENGTH) in error.problems[0].message or "1024" in error.problems[0].message
+    assert f"{length} characters" in error.problems[0].message
+    assert len(str(error)) < 3000  # the id is not echoed in full
+    assert "yaml-syntax" not in error.codes
+
+
+def test_a_long_id_in_python_names_the_limit():
+    base = load_graph(CAMU)
+    long_node = Node("y" * 5000, "output")
+    with pytest.raises(GraphError) as info:
+        dataclasses.replace(base, nodes=(*base.nodes, long_node))
+    assert info.value.codes == ["id-too-long"]
+    assert "at most 128" in info.value.problems[0].message
+    assert len(str(info.value)) < 1000
+    ok = dataclasses.replace(base, nodes=(*base.nodes, Node("y" * 128, "output")))
+    assert ok.node("y" * 128).kind == "output"
+
+
+def test_extends_naming_a_folder_or_a_device_says_so(tmp_path):
+    (tmp_path / "sub").mkdir()
+    head = "format: causalunlearn.graph/v1\nname: x\n"
+    cases = {"sub": "is a folder", "/dev/null": "not a regular file"}
+    for base, words in cases.items():
+        (tmp_path / "g.yaml").write_text(f"{head}extends: {base}\n")
+        with pytest.raises(GraphError) as info:
+            load_graph(tmp_path / "g.yaml")
+        (problem,) = info.value.problems
+        assert problem.code == "not-a-file"
+        assert words in problem.message
+        assert "not found" not in problem.message
+    (tmp_path / "g.yaml").write_text(f"{head}extends: missing.yaml\n")
+    with pytest.raises(GraphError) as info:
+        load_graph(tmp_path / "g.yaml")
+    assert info.value.codes == ["unknown-base"]
+
+
+def test_loading_a_folder_or_a_device_says_so(tmp_path):
+    for path, words in ((tmp_path, "is a folder"), (Path("/dev/null"), "not a regular file")):
+        with pytest.raises(GraphError) as info:
+            load_graph(path)
+        assert info.value.codes == ["not-a-file"]
+        assert words in info.value.problems[0].message
+    with pytest.raises(GraphError) as info:
+        load_graph(tmp_path / "missing.yaml")
+    assert info.value.codes == ["file-not-found"]

@@ -22,6 +22,29 @@ Path = tuple[str, ...]
 _MISSING = object()
 _SCALAR_KINDS = (str, int, float, bool)
 
+#: The longest id of a node, edge, stage or preset. Ids name streams in messages, diagrams and
+#: run files; the longest shipped one has 20 characters.
+MAX_ID_LENGTH = 128
+#: Sections whose keys are ids (checked against :data:`MAX_ID_LENGTH`).
+ID_SECTIONS = ("nodes", "interventions", "stages", "presets")
+
+
+def short_id(name: str) -> str:
+    """``name`` cut for a message when it is longer than :data:`MAX_ID_LENGTH`."""
+    if len(name) <= MAX_ID_LENGTH:
+        return name
+    return f"{name[:32]}…({len(name)} characters)"
+
+
+def id_too_long(c: Collector, section: str, name: str) -> None:
+    """Report id ``name`` of ``section`` as longer than :data:`MAX_ID_LENGTH` (``id-too-long``)."""
+    c.add(
+        "id-too-long",
+        (section, name),
+        f"an id of {len(name)} characters ({name[:32]!r}…); ids have at most {MAX_ID_LENGTH}",
+        "give it a short name (letters, digits, '_' or '-'), e.g. 'forget' or 'cut_forget_y'",
+    )
+
 
 class Collector:
     """Collects problems with locations (dotted paths, with YAML line numbers when known)."""
@@ -47,7 +70,7 @@ class Collector:
 
     def where(self, path: Path) -> str:
         """Dotted path plus ``(file:line)`` when the YAML position is known."""
-        text = ".".join(path) or "<graph>"
+        text = ".".join(short_id(str(part)) for part in path) or "<graph>"
         probe = tuple(path)
         while probe and probe not in self.lines:
             probe = probe[:-1]
@@ -313,7 +336,18 @@ def _keyed(c: Collector, raw: Any, path: Path) -> dict:
         c.add("wrong-type", path, f"'{path[-1]}' must be a mapping from id to definition")
         c.mark_unbuilt(path[-1])
         return {}
-    return {str(k): v for k, v in raw.items()}
+    out = {}
+    for key, value in raw.items():
+        name = str(key)
+        if path[-1] in ID_SECTIONS and len(name) > MAX_ID_LENGTH:
+            # Reported once here; the entry is left out and everything naming it stays silent.
+            id_too_long(c, path[-1], name)
+            c.mark_unbuilt(path[-1], name)
+            if path[-1] == "interventions":
+                c.mark_unbuilt("stage-users", "*")
+            continue
+        out[name] = value
+    return out
 
 
 def graph_from_dict(

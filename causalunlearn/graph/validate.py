@@ -280,6 +280,17 @@ def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
     elif target_kind in ("representation", "output"):
         c.add("missing-field", path, f"edge '{e.id}' targets a model node but names no data stream")
     _check_bounds(c, e, path)
+    if e.maximise and e.weight < 0:
+        # The two signs cancel: the term descends, while the check and the diagram, reading
+        # either sign as ascent, would call it "ascend".
+        c.add(
+            "conflicting-ascent",
+            (*path, "maximise"),
+            f"edge '{e.id}' has a negative weight ({e.weight:g}) and maximise: true; the two"
+            " signs cancel and the term would descend",
+            f"to ascend, write 'weight: {-e.weight:g}, maximise: true' (or 'weight: {e.weight:g}'"
+            " without maximise); to descend, drop both signs",
+        )
     div, ref = e.divergence, e.reference
     _check_bounds(c, div, (*path, "divergence"))
     if div.kind == "cross_entropy" and target_kind not in (None, "output"):
@@ -425,8 +436,27 @@ def semantic_problems(c, **parts: Any) -> None:
         c: The problem collector.
         **parts: The fields of a :class:`Graph` (``nodes``, ``interventions``, ...).
     """
+    from causalunlearn.graph.parse import MAX_ID_LENGTH, id_too_long
+
     nodes_list, interventions = parts["nodes"], parts["interventions"]
     stages_list, schedule = parts["stages"], parts["schedule"]
+    # Ids past the limit (a graph built in Python; the reader reports and drops them) are
+    # reported alone: every later check would echo them.
+    long_ids = [
+        (section, str(name))
+        for section, names in (
+            ("nodes", [n.id for n in nodes_list]),
+            ("interventions", [e.id for e in interventions]),
+            ("stages", [s.id for s in stages_list]),
+            ("presets", [name for name, _ in parts["presets"]]),
+        )
+        for name in names
+        if len(str(name)) > MAX_ID_LENGTH
+    ]
+    for section, name in long_ids:
+        id_too_long(c, section, name)
+    if long_ids:
+        return
     if (not nodes_list and not c.unbuilt.get("nodes")) or (
         not interventions and not c.unbuilt.get("interventions")
     ):

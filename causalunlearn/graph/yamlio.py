@@ -242,6 +242,31 @@ def _located(err: yaml.YAMLError, source: str) -> str:
     return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
 
 
+#: PyYAML reads a key written without ``?`` only when it is at most this long: a longer one is
+#: a syntax error ("mapping values are not allowed here") that hides the real cause.
+_YAML_KEY_LIMIT = 1024
+
+
+def _long_key(text: str, mark: Any) -> tuple[str, str] | None:
+    """``(message, hint)`` when the syntax error at ``mark`` is a key past PyYAML's limit."""
+    from causalunlearn.graph.parse import MAX_ID_LENGTH
+
+    if mark is None or mark.column <= _YAML_KEY_LIMIT:
+        return None
+    lines = text.splitlines()
+    if mark.line >= len(lines):
+        return None
+    key = lines[mark.line][: mark.column].strip().lstrip("-").strip().strip("'\"")
+    if len(key) <= _YAML_KEY_LIMIT or lines[mark.line][mark.column : mark.column + 1] != ":":
+        return None
+    return (
+        f"a key of {len(key)} characters ({key[:32]!r}…): keys are at most {_YAML_KEY_LIMIT}"
+        f" characters in YAML, and ids of nodes, edges, stages and presets at most"
+        f" {MAX_ID_LENGTH}",
+        "give it a short name, e.g. 'forget' or 'cut_forget_y'",
+    )
+
+
 def read_yaml(text: str, source: str = "<yaml>") -> tuple[Any, dict[tuple[str, ...], int]]:
     """Parse YAML text safely; return the data and a map from key path to line number.
 
@@ -284,6 +309,9 @@ def read_yaml(text: str, source: str = "<yaml>") -> tuple[Any, dict[tuple[str, .
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+            too_long = _long_key(text, mark)
+            if too_long is not None:
+                raise GraphError([Problem("id-too-long", where, *too_long)], source) from None
             what = getattr(err, "problem", None) or str(err)
             raise GraphError(
                 [
@@ -347,6 +375,24 @@ def load_yaml_text(text: str, source: str = "<yaml>") -> Any:
     return read_yaml(text, source)[0]
 
 
+_LIST_GRAPHS = "give a graph file (.yaml); see `causalunlearn graphs`"
+
+
+def not_a_file(path: FsPath) -> str | None:
+    """Why ``path``, which exists, is not a regular file (``None`` when it does not exist).
+
+    Such a path is never opened: reading a FIFO would wait forever, ``/dev/zero`` never ends.
+    """
+    try:
+        if path.is_dir():
+            return "is a folder, not a file"
+        if path.exists():
+            return "is not a regular file (a device, pipe or socket)"
+    except OSError as err:  # e.g. a path too long, or a component that cannot be searched
+        return f"cannot be read: {err.strerror or err}"
+    return None
+
+
 def _resolve(path: FsPath | None, text: str, source: str, depth: int = 0) -> tuple[dict, dict, Any]:
     """Read a graph file; resolve ``extends``. Returns (plain dict, lines, provenance)."""
     from causalunlearn.graph.edit import apply_overrides_to_dict, apply_removals_to_dict
@@ -364,17 +410,23 @@ def _resolve(path: FsPath | None, text: str, source: str, depth: int = 0) -> tup
     c.raise_if_any()
     base_path = (path.parent if path else FsPath.cwd()) / str(data["extends"])
     if not base_path.is_file():
-        raise GraphError(
-            [
-                Problem(
-                    "unknown-base",
-                    f"extends ({source}:{lines.get(('extends',), '?')})",
-                    f"base graph '{data['extends']}' not found at {base_path}",
-                    "paths in 'extends' are relative to the file that names them",
-                )
-            ],
-            source,
-        )
+        where = f"extends ({source}:{lines.get(('extends',), '?')})"
+        what = not_a_file(base_path)
+        if what is None:
+            problem = Problem(
+                "unknown-base",
+                where,
+                f"base graph '{data['extends']}' not found at {base_path}",
+                "paths in 'extends' are relative to the file that names them",
+            )
+        else:
+            problem = Problem(
+                "not-a-file",
+                where,
+                f"base graph '{data['extends']}' at {base_path} {what}",
+                "'extends' names a graph file (.yaml), relative to the file that names it",
+            )
+        raise GraphError([problem], source)
     base_text = read_text_file(base_path)
     base_plain, _, base_prov = _resolve(base_path, base_text, base_path.name, depth + 1)
     # Validate the base on its own first, so its problems are reported against its file.
@@ -440,14 +492,12 @@ def load_graph(
     else:
         path = FsPath(source)
         if not path.is_file():
+            what = not_a_file(path)
             raise GraphError(
                 [
-                    Problem(
-                        "file-not-found",
-                        str(path),
-                        "no such graph file",
-                        "see `causalunlearn graphs`",
-                    )
+                    Problem("file-not-found", str(path), "no such graph file", _LIST_GRAPHS)
+                    if what is None
+                    else Problem("not-a-file", str(path), f"the graph file {what}", _LIST_GRAPHS)
                 ]
             )
         text, name = read_text_file(path), path.name

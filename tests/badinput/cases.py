@@ -313,3 +313,45 @@ CASES: list[Case] = [
         },
     ),
 ]
+
+# -- silently wrong or misleading, issue 12 §4 (graph checks) -----------------------------------
+SCRUB_TEXT = (ROOT / "graphs" / "baselines" / "scrub.yaml").read_bytes()
+_EXTENDS = b"format: causalunlearn.graph/v1\nname: x\nextends: "
+
+CASES += [
+    Case(
+        "negative-weight-with-maximise",
+        ("validate", "{tmp}/g.yaml"),
+        "conflicting-ascent",
+        {"g.yaml": SCRUB_TEXT.replace(b"    weight: 16.0\n", b"    weight: -16.0\n", 1)},
+        also=("weight: 16, maximise: true",),
+    ),
+    Case(
+        "id-of-100k-characters",
+        ("validate", "{tmp}/g.yaml"),
+        "id-too-long",
+        {"g.yaml": CAMU_TEXT.replace(b"\n  forget:", b"\n  " + b"f" * 100_000 + b":", 1)},
+        also=("at most 128",),
+    ),
+    Case(
+        "id-of-200-characters",
+        ("validate", "{tmp}/g.yaml"),
+        "id-too-long",
+        {"g.yaml": CAMU_TEXT.replace(b"\n  forget:", b"\n  " + b"f" * 200 + b":", 1)},
+        also=("at most 128",),
+    ),
+    Case(
+        "extends-a-folder",
+        ("validate", "{tmp}/g.yaml"),
+        "not-a-file",
+        {"g.yaml": _EXTENDS + b"sub\n", "sub/keep.txt": b"x"},
+        also=("is a folder",),
+    ),
+    Case(
+        "extends-a-device",
+        ("validate", "{tmp}/g.yaml"),
+        "not-a-file",
+        {"g.yaml": _EXTENDS + b"/dev/null\n"},
+        also=("not a regular file",),
+    ),
+]
