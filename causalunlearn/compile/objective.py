@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -136,7 +136,9 @@ class Objective(nn.Module):
         self.graph = graph
         self.model = model
         self.layers = {
-            n.id: resolve_layer_path(model, n.layer) for n in graph.nodes_of_kind("representation")
+            # a representation node always names its layer (the graph layer checks it)
+            n.id: resolve_layer_path(model, cast(str, n.layer))
+            for n in graph.nodes_of_kind("representation")
         }
         needs_original = any(
             (e.reference is not None and e.reference.kind == "original")
@@ -229,7 +231,7 @@ class Objective(nn.Module):
         if self.graph.node_map[edge.target].kind == "parameters":
             value: Any = [p for p in self.model.parameters() if p.requires_grad]
         else:
-            value = ctx.value(MODEL, edge.data, edge.target)
+            value = ctx.value(MODEL, cast(str, edge.data), edge.target)  # a data edge
         reference = None
         if edge.reference is not None:
             reference = get_reference(edge.reference.kind)(ctx, edge)
@@ -257,7 +259,7 @@ class Objective(nn.Module):
             value = self.term_value(ctx, edge)
             terms[edge.id] = value.detach()
             total = total + edge.signed_weight * value
-        return total, terms
+        return cast(torch.Tensor, total), terms  # a stage has terms (the graph layer checks it)
 
     def forward(self, stage: str, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Same as :meth:`stage_loss`."""
@@ -282,9 +284,10 @@ class Objective(nn.Module):
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """One optimiser per stage, as the graph's stages say (CaMU: two Adams)."""
-        optimizers = {}
+        optimizers: dict[str, torch.optim.Optimizer] = {}
         for stage in self.graph.stages:
             params = self.stage_parameters(stage)
+            opt: torch.optim.Optimizer
             if stage.optimizer == "sgd":
                 opt = torch.optim.SGD(
                     params, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay
@@ -317,7 +320,7 @@ def _random_copy(model: nn.Module, seed: int) -> nn.Module:
         torch.default_generator.manual_seed(seed)
         for module in clone.modules():
             if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
+                cast(Any, module).reset_parameters()
                 covered.update(id(p) for p in module.parameters(recurse=False))
     missed = [name for name, p in clone.named_parameters() if id(p) not in covered]
     if missed:

@@ -8,9 +8,9 @@ with a did-you-mean hint, wrong types, bad values, then the semantic checks of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from causalunlearn.errors import GraphError, Problem, did_you_mean, shown
 from causalunlearn.graph import schema
@@ -128,7 +128,7 @@ def value_problem(c: Collector, where: Path, key: str, value: Any, issue: Issue)
             "bad-value",
             where,
             f"{shown(value)} is not a valid {key}",
-            did_you_mean(value, f.allowed),
+            did_you_mean(value, cast(Iterable[str], f.allowed)),  # a choice field has choices
         )
     elif issue.what == "bound":
         c.add("bad-value", where, f"{key} must be {f.bound_text()}, got {shown(value)}")
@@ -489,7 +489,7 @@ def graph_to_dict(graph: S.Graph, full: bool = False) -> dict[str, Any]:
     """The YAML form of a graph; ``full`` writes every field, defaults included."""
     nodes = {}
     for n in graph.nodes:
-        d = {"kind": n.kind}
+        d: dict[str, Any] = {"kind": n.kind}
         if n.kind == "representation":
             d["layer"] = n.layer  # always written: its default differs in YAML and Python
         elif n.kind == "data":

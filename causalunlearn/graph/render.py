@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import cast
 
 import graphviz
 
@@ -145,7 +146,7 @@ def to_digraph(graph: S.Graph, *, base: S.Graph | None = None) -> graphviz.Digra
         label, attrs = _styled(el, status[key], notes.get(el.owner or "", []))
         holder = stage_graphs.get(el.cluster, dot) if el.cluster else dot
         if el.is_edge:
-            tail, head = el.dot  # type: ignore[misc]
+            tail, head = cast(tuple[str, str], el.dot)  # an edge's DOT ids
             if el.lines or status[key] != "same":
                 attrs["label"] = label
             dot.edge(tail, head, **attrs)

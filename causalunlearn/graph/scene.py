@@ -10,7 +10,7 @@ import html
 import re
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import graphviz
 
@@ -299,8 +299,10 @@ def _scene(graph: S.Graph) -> tuple[dict[str, _Element], dict[str, _Element]]:
             diamond.update(width="0.22", height="0.22", fixedsize="true", tooltip=_esc_string(what))
             add(_Element(f"refnode:{e.id}", source, [], diamond, e.stage))
             add(_Element(f"ref:{e.id}:{ref.kind}", (source, term), [_Line(what, "small")], dashed))
-        # Labelled with the twin-network node it acts on: Z[forget], "do" when it cuts.
-        on = [_Line(("do " if effect == "cut" else "") + expanded(e.target, e.data), "small")]
+        # Labelled with the twin-network node it acts on: Z[forget], "do" when it cuts (used only
+        # when the edge reads a data stream).
+        acted_on = expanded(e.target, cast(str, e.data))
+        on = [_Line(("do " if effect == "cut" else "") + acted_on, "small")]
         edge = (term, node_ids[e.target])
         key = f"target:{e.id}:{e.target}:{e.data}"
         add(_Element(key, edge, on if e.data else [], {**dashed, "penwidth": "2"}))

@@ -8,7 +8,7 @@ allowed values and number bounds come from the field table (:mod:`causalunlearn.
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 
@@ -162,7 +162,7 @@ def _aligned_root(nodes: dict[str, S.Node], name: str) -> str:
         if name in seen:
             break
         seen.add(name)
-        name = nodes[name].derived_from
+        name = cast(str, nodes[name].derived_from)  # a derived node names its source
     return name
 
 
@@ -175,7 +175,7 @@ def _row_group(nodes: dict[str, S.Node], name: str) -> str:
         if node.paired_with is not None:
             name = node.paired_with
         elif node.is_derived:
-            name = node.derived_from
+            name = cast(str, node.derived_from)
         else:
             break
     return name
@@ -333,7 +333,8 @@ def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
         _ref(c, nodes, ref.at, (*rpath, "at"), ("representation", "output"), "reference node")
     if ref.stream is not None and _ref(c, nodes, ref.stream, rpath, what="reference stream"):
         if e.data in nodes and nodes[e.data].kind == "data":
-            same = _aligned_root(nodes, ref.stream) == _aligned_root(nodes, e.data)
+            data = cast(str, e.data)  # a node id: it is in nodes
+            same = _aligned_root(nodes, ref.stream) == _aligned_root(nodes, data)
             if ref.align == "same" and not same and _row_group(nodes, ref.stream) != e.data:
                 c.add(
                     "bad-alignment",
@@ -341,7 +342,7 @@ def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
                     f"rows of '{ref.stream}' are not rows of '{e.data}'",
                     "use align: paired (a seeded pairing of two equal-size streams)",
                 )
-            if ref.align == "paired" and not _pairable(nodes, e.data, ref.stream):
+            if ref.align == "paired" and not _pairable(nodes, data, ref.stream):
                 c.add(
                     "bad-alignment",
                     (*rpath, "align"),
