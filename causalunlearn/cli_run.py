@@ -131,7 +131,7 @@ def recipe_of(args: argparse.Namespace):
     """The original/oracle training recipe (``--epochs-original`` changes the epochs)."""
     from causalunlearn.recipes import Recipe
 
-    return Recipe(epochs=args.epochs_original) if args.epochs_original else Recipe()
+    return Recipe() if args.epochs_original is None else Recipe(epochs=args.epochs_original)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

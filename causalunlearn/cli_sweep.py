@@ -119,10 +119,10 @@ def read_sweep_file(path: str) -> dict[str, Any]:
 
 
 def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curves: bool = False):
-    """:class:`~causalunlearn.studies.sweep.SweepSettings` from the setup arguments."""
-    from causalunlearn.studies.sweep import SweepSettings
+    """:class:`~causalunlearn.studies.settings.StudySettings` from the setup arguments."""
+    from causalunlearn.studies.settings import StudySettings
 
-    return SweepSettings(
+    return StudySettings(
         seeds=tuple(seeds),
         model=args.model,
         recipe=recipe_of(args),

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,31 @@ class Recipe:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adam"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            problems.append(f"epochs must be a whole number of at least 1, got {self.epochs!r}")
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
+            problems.append(f"batch_size must be at least 1, got {self.batch_size!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            problems.append(f"lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.weight_decay, (int, float)) or not self.weight_decay >= 0:
+            problems.append(f"weight_decay must be 0 or more, got {self.weight_decay!r}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if problems:
+            raise RunError(
+                "bad-recipe",
+                "the training recipe of the original and the oracle: " + "; ".join(problems),
+                "e.g. --epochs-original 20 (the official recipe: 20 epochs, batch 32, Adam 1e-3)",
+            )
 
     def key(self) -> str:
         """A short identifier of the recipe, used in cache file names."""

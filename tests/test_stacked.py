@@ -17,10 +17,10 @@ from torch import nn
 
 from causalunlearn.engine.stacked import unlearn_stacked, weight_variants
 from causalunlearn.engine.verbs import unlearn
-from causalunlearn.studies.entries import load_method_file
 from causalunlearn.errors import GraphError, RunError
 from causalunlearn.graph import load_graph
 from causalunlearn.graph.edit import remove_intervention, set_stage, set_weight
+from causalunlearn.studies.entries import load_method_file
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 CAMU = GRAPHS / "camu.yaml"

@@ -13,8 +13,9 @@ from causalunlearn.errors import RunError
 from causalunlearn.graph import load_graph
 from causalunlearn.graph.edit import apply_overrides, graph_diff
 from causalunlearn.studies.entries import Entry, ablation_entries, auto_preset, load_entry
+from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.summary import _stats
-from causalunlearn.studies.sweep import Sweep, SweepSettings
+from causalunlearn.studies.sweep import Sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMU = ROOT / "graphs" / "camu.yaml"
@@ -25,8 +26,8 @@ def _entries() -> list[Entry]:
     return [load_entry(str(CAMU)), load_entry(str(FINETUNE))]
 
 
-def _settings(**kw) -> SweepSettings:
-    return SweepSettings(seeds=(0, 1), progress=False, threads=1, **kw)
+def _settings(**kw) -> StudySettings:
+    return StudySettings(seeds=(0, 1), progress=False, threads=1, **kw)
 
 
 def _cell_numbers(out: Path) -> dict[str, dict]:

@@ -24,7 +24,7 @@ from causalunlearn.graph import load_graph
 from causalunlearn.graph.edit import with_preset
 from causalunlearn.methods import load_any
 from causalunlearn.studies.entries import auto_preset, dataset_family
-from causalunlearn.studies.sweep import SweepSettings
+from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.tuning import (
     DEFAULT_FACTORS,
     candidate_entries,
@@ -186,7 +186,7 @@ def test_select_breaks_ties_by_time():
 def tuned(tmp_path_factory):
     """One small tuning run on digits class 0 (two seeds, three candidates)."""
     folder = tmp_path_factory.mktemp("tune")
-    settings = SweepSettings(
+    settings = StudySettings(
         seeds=(100, 101), progress=False, threads=1, cache_dir=str(folder / "cache")
     )
     report = tune(

@@ -128,7 +128,8 @@ class MethodEntry:
         params: Every declared parameter of the method, defaults filled in.
         summary: One-line description.
         citation: ``title``, ``venue``, ``arxiv``, ``url``, ``authors`` (strings).
-        presets: Named override sets ``{preset: {"params.NAME": value}}``.
+        presets: Named override sets, stored as a graph stores them: ``((name, ((dotted.path,
+            value), ...)), ...)`` (a ``{name: {path: value}}`` mapping is accepted and converted).
         source: The file the entry was read from (not compared, not hashed).
         format: Schema version.
 
@@ -141,7 +142,7 @@ class MethodEntry:
     params: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     citation: dict[str, str] = field(default_factory=dict)
-    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    presets: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     source: str = field(default="", compare=False)
     format: str = METHOD_FORMAT
 
@@ -152,10 +153,13 @@ class MethodEntry:
             checked = _check_params(c, registered, self.params, ("params",))
             params = {**registered.defaults(), **checked}
             object.__setattr__(self, "params", params)
-            for preset, overrides in self.presets.items():
-                _override_params(c, registered, overrides, ("presets", preset))
+        presets = self.presets.items() if isinstance(self.presets, Mapping) else self.presets
+        stored = tuple((str(k), tuple(dict(v).items())) for k, v in presets)
+        if registered is not None:
+            for preset, overrides in stored:
+                _override_params(c, registered, dict(overrides), ("presets", preset))
         object.__setattr__(self, "citation", dict(self.citation))
-        object.__setattr__(self, "presets", {k: dict(v) for k, v in self.presets.items()})
+        object.__setattr__(self, "presets", stored)
         _raise(c)
 
     # Views ---------------------------------------------------------------------------------
@@ -177,7 +181,7 @@ class MethodEntry:
             out["citation"] = dict(self.citation)
         out["params"] = dict(self.params)
         if self.presets:
-            out["presets"] = {k: dict(v) for k, v in self.presets.items()}
+            out["presets"] = {k: dict(v) for k, v in self.presets}
         return out
 
     def to_yaml(self) -> str:
@@ -215,9 +219,10 @@ class MethodEntry:
         Raises:
             MethodError: ``unknown-preset`` naming the presets the entry has.
         """
-        if name not in self.presets:
-            have = ", ".join(sorted(self.presets)) or "none"
-            hint = did_you_mean(name, self.presets)
+        presets = dict(self.presets)
+        if name not in presets:
+            have = ", ".join(sorted(presets)) or "none"
+            hint = did_you_mean(name, presets)
             raise MethodError(
                 [
                     Problem(
@@ -229,7 +234,11 @@ class MethodEntry:
                 ],
                 self.source or None,
             )
-        return self.with_overrides(self.presets[name])
+        return self.with_overrides(dict(presets[name]))
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """The overrides of preset ``name`` as a dict (as ``Graph.preset``)."""
+        return dict(dict(self.presets)[name])
 
     # Running -------------------------------------------------------------------------------
     def run(

@@ -8,12 +8,12 @@ intervention edge with that edge removed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 from causalunlearn.errors import RunError, did_you_mean
 from causalunlearn.graph import spec as S
-from causalunlearn.graph.edit import remove_intervention, with_preset
+from causalunlearn.graph.edit import remove_intervention
+from causalunlearn.methods.dispatch import Method, preset_names, renamed, with_preset
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class Entry:
 
     Attributes:
         label: Its name in tables, plots and folder names (unique in the sweep).
-        method: A :class:`~causalunlearn.graph.spec.Graph` or a non-training method entry
-            (``causalunlearn.methods.MethodEntry``), without a preset applied.
+        method: A graph or a non-training method entry (a
+            :data:`~causalunlearn.methods.dispatch.Method`), without a preset applied.
         preset: ``"auto"`` (the preset named ``<dataset family>-<class|random>`` when the file has
             one, else the base values), a preset name, or ``None`` (base values).
         remove: Intervention edge removed after the preset is applied (an ablation).
@@ -31,20 +31,25 @@ class Entry:
     """
 
     label: str
-    method: Any
+    method: Method
     preset: str | None = "auto"
     remove: str | None = None
     source: str = ""
 
-    def resolve(self, dataset: str, scenario: str) -> tuple[Any, str | None]:
+    def resolve(self, dataset: str, scenario: str) -> tuple[Method, str | None]:
         """The method with its preset for ``dataset``/``scenario`` applied, and the preset used."""
         preset = self.preset
         if preset == "auto":
             preset = auto_preset(self.method, dataset, scenario)
-        method = _with_preset(self.method, preset) if preset else self.method
+        method = with_preset(self.method, preset) if preset else self.method
         if self.remove:
-            method = remove_intervention(method, self.remove)
-            method = replace(method, name=self.label) if isinstance(method, S.Graph) else method
+            if not isinstance(method, S.Graph):  # an input check: ablations remove edges
+                raise RunError(
+                    "not-a-graph",
+                    f"{self.label}: only a graph has edges to remove, not {method.name}",
+                    "ablate a graph file",
+                )
+            method = renamed(remove_intervention(method, self.remove), self.label)
         return method, preset
 
 
@@ -56,22 +61,11 @@ def dataset_family(dataset: str) -> str:
     return "cifar" if dataset.startswith("cifar") else view_base(dataset)
 
 
-def auto_preset(method: Any, dataset: str, scenario: str) -> str | None:
+def auto_preset(method: Method, dataset: str, scenario: str) -> str | None:
     """The preset ``<family>-class`` (class removal) or ``<family>-random`` if the file has it."""
     kind = "class" if scenario.startswith("class:") else "random"
     name = f"{dataset_family(dataset)}-{kind}"
     return name if name in preset_names(method) else None
-
-
-def preset_names(method: Any) -> list[str]:
-    """The preset names of a graph or method entry."""
-    if isinstance(method, S.Graph):
-        return [name for name, _ in method.presets]
-    return list(getattr(method, "presets", None) or {})
-
-
-def _with_preset(method: Any, name: str) -> Any:
-    return with_preset(method, name) if isinstance(method, S.Graph) else method.with_preset(name)
 
 
 def load_entry(spec: str, *, label: str | None = None) -> Entry:
@@ -91,12 +85,10 @@ def load_entry(spec: str, *, label: str | None = None) -> Entry:
     return Entry(label or method.name, method, chosen, source=path)
 
 
-def load_method_file(path: str) -> Any:
+def load_method_file(path: str) -> Method:
     """A graph file or a non-training method entry file (e.g. graphs/baselines/ssd.yaml)."""
-    try:
-        from causalunlearn.methods import load_any
-    except ImportError:  # pragma: no cover - methods package always ships
-        from causalunlearn.graph import load_graph as load_any
+    from causalunlearn.methods import load_any
+
     return load_any(path)
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-import platform
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,76 +23,40 @@ from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.data.splits import Split
 from causalunlearn.device import pick_device
-from causalunlearn.engine.verbs import model_name_for, unlearn
-from causalunlearn.errors import RunError
-from causalunlearn.graph import spec as S
-from causalunlearn.metrics.accuracy import predict
-from causalunlearn.metrics.catalogue import AVERAGE_GAP, RUN_TABLE, keys
-from causalunlearn.metrics.evaluate import evaluate
-from causalunlearn.metrics.gaps import activation_distance, average_gap, mean_std, tow
+from causalunlearn.engine.verbs import model_name_for
+from causalunlearn.methods.dispatch import Method, trains
+from causalunlearn.metrics.catalogue import RUN_TABLE
+from causalunlearn.metrics.gaps import mean_std
 from causalunlearn.models.zoo import build_model, load_state, save_state
-from causalunlearn.recipes import Recipe
+from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell, score_model
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import run_folder
+from causalunlearn.studies.records import MANIFEST_FORMAT, versions
+from causalunlearn.studies.settings import StudySettings
 
-MANIFEST_FORMAT = "causalunlearn.run/v1"
 ROLES = ("original", "unlearned", "oracle")
 
 
 @dataclass
-class RunSettings:
-    """Everything a run needs besides the graph.
+class RunSettings(StudySettings):
+    """Everything a run needs besides the method: the shared study settings
+    (:class:`~causalunlearn.studies.settings.StudySettings`: seeds, model, recipe, attacker,
+    relearn, curves, data_root, cache_dir, device, threads, progress, executor) and:
 
     Attributes:
         dataset: Registered dataset name (``digits``, ``mnist``, ``fashion-mnist``, ...).
         scenario: ``class:0``, ``random:0.1``, ``perclass:...`` or ``indices:FILE``.
-        seeds: Seeds; each seeds the original model, the split, the unlearning and the oracle.
-        model: Registered model name (default per dataset).
-        recipe: Training recipe of the original and the oracle.
-        data_root: Data root (else ``CAUSALUNLEARN_DATA_ROOT``).
-        cache_dir: Cache of datasets and models (else ``CAUSALUNLEARN_CACHE``).
-        device: ``cpu``, ``cuda`` or ``None`` (CUDA when present).
-        attacker: Membership-inference attacker (``gbdt`` or ``xgboost``).
         checkpoint: A user's trained original (state_dict) instead of training one.
         oracle: Also train (or load) the retrain oracle.
-        progress: Show progress bars.
-        threads: CPU threads for torch (``None``: torch's default). Small models at batch 32
-            gain nothing from intra-op threads, and on a busy machine an oversubscribed pool
-            is many times slower (docs/troubleshooting.md), so the demo uses 1.
-        executor: ``fast`` (default) or ``reference`` (the faithful oracle: one forward per
-            term, a read per step); both give the same losses within 1e-5 (docs/performance.md).
+
+    A run's seeds default to ``(0,)``.
     """
 
+    seeds: Sequence[int] = (0,)
     dataset: str = "digits"
     scenario: str = "class:0"
-    seeds: Sequence[int] = (0,)
-    model: str | None = None
-    recipe: Recipe = field(default_factory=Recipe)
-    data_root: str | None = None
-    cache_dir: str | None = None
-    device: str | None = None
-    attacker: str = "gbdt"
     checkpoint: str | None = None
     oracle: bool = True
-    progress: bool = True
-    threads: int | None = None
-    executor: str = "fast"
-
-
-def versions() -> dict[str, str]:
-    """Versions of the software a run used."""
-    import numpy
-    import sklearn
-
-    import causalunlearn
-
-    return {
-        "causalunlearn": causalunlearn.__version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -143,19 +106,19 @@ def markdown_table(manifest: dict[str, Any]) -> str:
 
 
 def run_experiment(
-    graph: S.Graph | Any,
+    method: Method,
     settings: RunSettings,
     out: str | Path | None = None,
     *,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run ``graph`` for every seed; return the manifest and write the run folder to ``out``.
+    """Run ``method`` for every seed; return the manifest and write the run folder to ``out``.
 
-    ``graph`` may also be a non-training method entry (``causalunlearn.methods.MethodEntry``,
-    e.g. SSD): it is run and evaluated the same way.
+    ``method`` is a graph or a non-training method entry (SSD): both run through the one cell
+    function of every study (:func:`causalunlearn.studies.cell.run_cell`).
 
-    Per seed: split (seeded), original model (cached or ``settings.checkpoint``), unlearning,
-    retrain oracle (cached), and the official metrics of all three.
+    Per seed: split (seeded), original model (cached or ``settings.checkpoint``), the retrain
+    oracle (cached), the unlearning, and every metric of the three models.
 
     ``out`` is checked before anything is computed, and replaced only when it is absent, an
     empty folder, or (with ``overwrite``) a run folder of causalunlearn
@@ -166,8 +129,6 @@ def run_experiment(
             ``out-not-ours``, ``out-is-file``, ``out-is-sweep``, ``busy``, ... (see
             :func:`~causalunlearn.studies.outdir.run_folder`) when ``out`` cannot be used.
     """
-    if not settings.seeds:
-        raise RunError("no-seeds", "no seeds given", "e.g. --seeds 0,1,2")
     with contextlib.ExitStack() as stack:
         staging = None
         if out is not None:  # every check of the folder happens here, before any computing
@@ -187,13 +148,17 @@ def run_experiment(
         )
         started = time.time()
         per_seed = [
-            _one_seed(graph, settings, data, model_name, cache, device, seed, staging)
+            _one_seed(method, settings, data, model_name, cache, device, seed, staging)
             for seed in settings.seeds
         ]
         manifest = {
             "format": MANIFEST_FORMAT,
             "status": "finished",
-            "graph": {"name": graph.name, "digest": graph.digest(), "resolved": graph.to_dict()},
+            "graph": {
+                "name": method.name,
+                "digest": method.digest(),
+                "resolved": method.to_dict(),
+            },
             "dataset": data.name,
             "scenario": settings.scenario,
             "model": model_name,
@@ -212,7 +177,7 @@ def run_experiment(
         return manifest
 
 
-def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -> dict[str, Any]:
+def _one_seed(method, settings, data, model_name, cache, device, seed, staging) -> dict[str, Any]:
     split: Split = make_split(data.train_y, settings.scenario, seed, data.num_classes)
 
     def cached(which: str):
@@ -227,11 +192,6 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
             progress=settings.progress,
         )
 
-    def score(model) -> dict[str, float]:
-        return evaluate(
-            model, data, split, seed=seed, attacker=settings.attacker, device=device, extended=True
-        )
-
     if settings.checkpoint:
         original = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
         load_state(original, settings.checkpoint)
@@ -241,35 +201,31 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
         )
     else:
         original, info_o = cached("original")
-    if isinstance(graph, S.Graph):
-        result = unlearn(
-            graph,
-            original,
-            data,
-            split,
-            seed=seed,
-            device=device,
-            progress=settings.progress,
-            executor=settings.executor,
-        )
-    else:  # a non-training method entry (causalunlearn.methods), e.g. SSD
-        result = graph.run(
-            original, data, split, seed=seed, device=device, progress=settings.progress
-        )
-    metrics = {"original": score(original), "unlearned": score(result.model)}
-    info_r = None
+    # The same scoring and the same cell as a sweep's: the original first (its forget accuracy is
+    # the relearn threshold), then the oracle, then the unlearning (run_cell).
+    metrics: dict[str, dict[str, float]] = {}
+    metrics["original"], _ = score_model(original, data, split, seed, settings, device=device)
+    info_r, oracle, oracle_metrics, forget_logits = None, None, None, None
     if settings.oracle:
         oracle, info_r = cached("oracle")
-        metrics["oracle"] = score(oracle)
-        forget = torch.as_tensor(split.forget.copy())
-        x_forget = data.train_x[forget]
-        metrics["unlearned"]["activation_distance"] = activation_distance(
-            predict(result.model, x_forget, device=device), predict(oracle, x_forget, device=device)
+        oracle_metrics, _ = score_model(
+            oracle,
+            data,
+            split,
+            seed,
+            settings,
+            device=device,
+            original_forget_acc=metrics["original"]["forget_acc"],
         )
-        metrics["unlearned"]["average_gap"] = average_gap(
-            metrics["unlearned"], metrics["oracle"], keys(AVERAGE_GAP)
-        )
-        metrics["unlearned"]["tow"] = tow(metrics["unlearned"], metrics["oracle"])
+        forget_logits = oracle_forget_logits(oracle, data, split, device)
+    inputs = CellInputs(
+        data, split, original, metrics["original"], oracle, oracle_metrics, forget_logits
+    )
+    outcome = run_cell(method, inputs, seed, settings, device=device, progress=settings.progress)
+    result = outcome.result
+    metrics["unlearned"] = outcome.metrics
+    if oracle_metrics is not None:
+        metrics["oracle"] = oracle_metrics
     if staging is not None:
         split.save(staging / f"split-seed{seed}.json")
         save_state(result.model, staging / f"unlearned-seed{seed}.pt")
@@ -288,7 +244,7 @@ def _one_seed(graph, settings, data, model_name, cache, device, seed, staging) -
             "loop": result.seconds["loop"],
             "unlearn_total": result.seconds["materialise"] + result.seconds["loop"],
         },
-        "executor": settings.executor,
+        "executor": settings.executor if trains(method) else None,
         "models": {"original": info_o, "oracle": info_r},
         "steps": result.log.steps,
         "losses": result.log.losses,

@@ -51,13 +51,14 @@ from pathlib import Path
 from causalunlearn.atomic import atomic_write
 from causalunlearn.errors import RunError
 from causalunlearn.locks import exclusive
+from causalunlearn.studies.records import MANIFEST_FORMAT, SWEEP_FORMAT
 
 log = logging.getLogger(__name__)
 
 #: File written first into every staging folder: the proof that the folder is the toolkit's.
 STAGING_MARKER = ".causalunlearn-staging"
-RUN_FORMAT_PREFIX = "causalunlearn.run/"
-SWEEP_FORMAT_PREFIX = "causalunlearn.sweep/"
+RUN_FORMAT_PREFIX = MANIFEST_FORMAT.rsplit("/", 1)[0] + "/"
+SWEEP_FORMAT_PREFIX = SWEEP_FORMAT.rsplit("/", 1)[0] + "/"
 
 
 class FolderState(enum.Enum):

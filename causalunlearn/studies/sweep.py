@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,88 +36,18 @@ import torch
 from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.device import pick_device
-from causalunlearn.engine.verbs import model_name_for, unlearn
+from causalunlearn.engine.verbs import model_name_for
 from causalunlearn.errors import RunError, shown
-from causalunlearn.graph import spec as S
-from causalunlearn.metrics.accuracy import predict
-from causalunlearn.metrics.catalogue import AVERAGE_GAP, keys
-from causalunlearn.metrics.evaluate import scores_from_logits
-from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
-from causalunlearn.metrics.relearn import relearn_time, relearning_curve
-from causalunlearn.recipes import Recipe
+from causalunlearn.methods.dispatch import trains
+from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell, score_model
 from causalunlearn.studies.entries import (
     Entry,
 )
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import sweep_folder
+from causalunlearn.studies.records import CELL_FORMAT, SWEEP_FORMAT, versions
+from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.summary import _stats, best_per_column, summary_markdown
-
-SWEEP_FORMAT = "causalunlearn.sweep/v1"
-CELL_FORMAT = "causalunlearn.cell/v1"
-
-#: Relearn time: Adam (lr 1e-3, batch 32) fine-tuning on the forget rows, forget accuracy
-#: measured every RELEARN_EVERY steps, until it reaches RELEARN_FRACTION × the original's;
-#: censored at RELEARN_CAP steps (reported as cap + 1).
-RELEARN_EVERY = 5
-RELEARN_CAP = 200
-RELEARN_FRACTION = 0.9
-#: Forget accuracy during relearning is measured on this many forget rows (a seeded sample;
-#: all of them when fewer), training still uses every forget row.
-RELEARN_EVAL_ROWS = 1000
-
-#: The relearning curve of the CaMU paper: one epoch of fine-tuning on retain data (Adam 1e-3,
-#: batch 32), accuracies every CURVE_EVERY steps, at most CURVE_STEPS steps.
-CURVE_EVERY = 20
-CURVE_STEPS = 400
-CURVE_EVAL_ROWS = 2000
-
-
-@dataclass
-class SweepSettings:
-    """Settings shared by every cell of a sweep (their digest guards resumed cells).
-
-    Attributes:
-        seeds: Seeds (each seeds the split, the original, the unlearning and the oracle).
-        model: Registered model (default per dataset).
-        recipe: Training recipe of originals and oracles.
-        attacker: Attacker of the official CaMU attack (``gbdt`` or ``xgboost``).
-        relearn: Also measure relearn time (fine-tuning on the forget rows).
-        curves: Also record the CaMU paper's relearning curve (fine-tuning on retain rows).
-        data_root, cache_dir, device, threads, progress, executor: As in ``RunSettings``
-            (the executor is recorded in each run's file, not in its identity: both executors
-            compute the same numbers, to 1e-5 — tests/test_executor.py).
-    """
-
-    seeds: Sequence[int] = (0, 1, 2)
-    model: str | None = None
-    recipe: Recipe = field(default_factory=Recipe)
-    attacker: str = "gbdt"
-    relearn: bool = False
-    curves: bool = False
-    data_root: str | None = None
-    cache_dir: str | None = None
-    device: str | None = None
-    threads: int | None = None
-    progress: bool = True
-    executor: str = "fast"
-
-    def key(self) -> dict[str, Any]:
-        """What a cell's numbers depend on besides the method, dataset, scenario and seed."""
-        return {
-            "model": self.model,
-            "recipe": self.recipe.key(),
-            "attacker": self.attacker,
-            "relearn": self.relearn
-            and {
-                "every": RELEARN_EVERY,
-                "cap": RELEARN_CAP,
-                "fraction": RELEARN_FRACTION,
-                "eval_rows": RELEARN_EVAL_ROWS,
-            },
-            "curves": self.curves
-            and {"every": CURVE_EVERY, "steps": CURVE_STEPS, "eval_rows": CURVE_EVAL_ROWS},
-        }
-
 
 #: Errors that make a run a failed cell instead of stopping the sweep.
 FAILURES = (RunError,)
@@ -174,14 +102,10 @@ def _safe(text: str) -> str:
 
 @dataclass
 class _Context:
-    """What every cell of one (dataset, scenario, seed) shares."""
+    """What the cells of one (dataset, scenario, seed) share: models, split, references."""
 
-    data: Any
-    split: Any
+    inputs: CellInputs
     model_name: str
-    original: torch.nn.Module
-    oracle: torch.nn.Module
-    oracle_forget_logits: torch.Tensor
     reference: dict[str, Any]
 
 
@@ -193,7 +117,7 @@ class Sweep:
         entries: Sequence[Entry],
         datasets: Sequence[str],
         scenarios: Sequence[str],
-        settings: SweepSettings,
+        settings: StudySettings,
         out: str | Path,
         *,
         overwrite: bool = False,
@@ -329,12 +253,16 @@ class Sweep:
                 done += 1
                 if not self.settings.progress:  # logs (CI, nohup): one line per run, with ETA
                     elapsed = time.monotonic() - started
-                    print(
-                        f"[{total - len(todo) + done}/{total}] {entry.label} {dataset} {scenario}"
-                        f" seed {seed} done; {elapsed / 60:.1f} min so far, about"
-                        f" {elapsed / done * (len(todo) - done) / 60:.1f} min left",
-                        file=sys.stderr,
-                        flush=True,
+                    _log.info(
+                        "[%d/%d] %s %s %s seed %d done; %.1f min so far, about %.1f min left",
+                        total - len(todo) + done,
+                        total,
+                        entry.label,
+                        dataset,
+                        scenario,
+                        seed,
+                        elapsed / 60,
+                        elapsed / done * (len(todo) - done) / 60,
                     )
                 if self.on_cell is not None:
                     self.on_cell(cell)
@@ -387,111 +315,36 @@ class Sweep:
             reference = {"identity": identity, "models": info, "metrics": {}}
             original_forget = None
             for which in ("original", "oracle"):  # the original first: its forget accuracy
-                metrics, extra = self._score(
-                    models[which], data, split, seed, None, original_forget
+                metrics, extra = score_model(
+                    models[which],
+                    data,
+                    split,
+                    seed,
+                    s,
+                    device=device,
+                    original_forget_acc=original_forget,
                 )
                 reference["metrics"][which] = metrics
                 reference.setdefault("extra", {})[which] = extra
                 original_forget = reference["metrics"]["original"]["forget_acc"]
             write_json(ref_path, reference)
-        forget_rows = torch.as_tensor(split.forget.copy())
-        oracle_forget = predict(models["oracle"], data.train_x[forget_rows], device=device).cpu()
-        return _Context(
-            data, split, model_name, models["original"], models["oracle"], oracle_forget, reference
+        inputs = CellInputs(
+            data,
+            split,
+            models["original"],
+            reference["metrics"]["original"],
+            models["oracle"],
+            reference["metrics"]["oracle"],
+            oracle_forget_logits(models["oracle"], data, split, device),
         )
-
-    def _score(self, net, data, split, seed, oracle_forget_logits, original_forget_acc):
-        """Every metric of one model; with the oracle's forget logits, the oracle comparisons."""
-        s = self.settings
-        device = pick_device(s.device)
-        logits_train = predict(net, data.train_x, device=device).cpu()
-        logits_test = predict(net, data.test_x, device=device).cpu()
-        metrics = scores_from_logits(
-            logits_train, logits_test, data, split, seed=seed, attacker=s.attacker, extended=True
-        )
-        extra: dict[str, Any] = {}
-        forget = torch.as_tensor(split.forget.copy())
-        if oracle_forget_logits is not None:
-            metrics["activation_distance"] = activation_distance(
-                logits_train[forget], oracle_forget_logits
-            )
-        if s.relearn:
-            x_f, y_f = data.train_x[forget], data.train_y[forget]
-            rows = torch.randperm(len(forget), generator=torch.Generator().manual_seed(seed))
-            rows = rows[:RELEARN_EVAL_ROWS]
-            threshold = RELEARN_FRACTION * (original_forget_acc or metrics["forget_acc"])
-            curve = relearning_curve(
-                net,
-                x_f,
-                y_f,
-                {"forget": (x_f[rows], y_f[rows])},
-                steps_per_point=RELEARN_EVERY,
-                epochs=math.ceil(RELEARN_CAP * 32 / max(1, len(forget))) + 1,
-                seed=seed,
-                max_steps=RELEARN_CAP,
-            )
-            metrics["relearn_steps"] = float(
-                relearn_time(curve["forget"], threshold, steps=curve["step"], cap=RELEARN_CAP)
-            )
-            extra["relearn_threshold"] = threshold
-        if s.curves:
-            extra["relearning_curve"] = self._curve(net, data, split, seed)
-        return metrics, extra
-
-    def _curve(self, net, data, split, seed) -> dict[str, list[Any]]:
-        gen = torch.Generator().manual_seed(seed)
-        retain = torch.as_tensor(split.retain.copy())
-        forget = torch.as_tensor(split.forget.copy())
-        test_rows = torch.randperm(len(data.test_y), generator=gen)[:CURVE_EVAL_ROWS]
-        forget_rows = forget[torch.randperm(len(forget), generator=gen)[:CURVE_EVAL_ROWS]]
-        return relearning_curve(
-            net,
-            data.train_x[retain],
-            data.train_y[retain],
-            {
-                "forget": (data.train_x[forget_rows], data.train_y[forget_rows]),
-                "test": (data.test_x[test_rows], data.test_y[test_rows]),
-            },
-            steps_per_point=CURVE_EVERY,
-            seed=seed,
-            max_steps=CURVE_STEPS,
-        )
+        return _Context(inputs, model_name, reference)
 
     def _run_cell(self, entry, ctx: _Context, dataset, scenario, seed, identity) -> dict[str, Any]:
         s = self.settings
         device = pick_device(s.device)
         method, preset = entry.resolve(dataset, scenario)
-        torch.manual_seed(seed)
-        if isinstance(method, S.Graph):
-            result = unlearn(
-                method,
-                ctx.original,
-                ctx.data,
-                ctx.split,
-                seed=seed,
-                device=device,
-                progress=False,
-                executor=s.executor,
-            )
-        else:
-            result = method.run(
-                ctx.original, ctx.data, ctx.split, seed=seed, device=device, progress=False
-            )
-        torch.manual_seed(seed)
-        metrics, extra = self._score(
-            result.model,
-            ctx.data,
-            ctx.split,
-            seed,
-            ctx.oracle_forget_logits,
-            ctx.reference["metrics"]["original"]["forget_acc"],
-        )
-        oracle = ctx.reference["metrics"]["oracle"]
-        metrics["unlearn_seconds"] = result.seconds["total"]
-        metrics["average_gap"] = average_gap(metrics, oracle, keys(AVERAGE_GAP))
-        metrics["tow"] = tow(metrics, oracle)
-        from causalunlearn.studies.experiment import versions
-
+        outcome = run_cell(method, ctx.inputs, seed, s, device=device)
+        result, split = outcome.result, ctx.inputs.split
         return {
             "format": CELL_FORMAT,
             "status": "finished",
@@ -503,14 +356,14 @@ class Sweep:
             "model": ctx.model_name,
             "recipe": asdict(s.recipe),
             "device": str(device),
-            "executor": s.executor if isinstance(method, S.Graph) else None,
+            "executor": s.executor if trains(method) else None,
             "split": {
-                "digest": ctx.split.digest(),
-                "forget": len(ctx.split.forget),
-                "retain": len(ctx.split.retain),
+                "digest": split.digest(),
+                "forget": len(split.forget),
+                "retain": len(split.retain),
             },
-            "metrics": metrics,
-            "extra": extra,
+            "metrics": outcome.metrics,
+            "extra": outcome.extra,
             "seconds": result.seconds,
             "steps": result.log.steps,
             "versions": versions(),

@@ -36,9 +36,10 @@ from typing import Any
 from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data.splits import parse_scenario
 from causalunlearn.errors import RunError
-from causalunlearn.graph import spec as S
+from causalunlearn.methods.dispatch import Method, preset_values
 from causalunlearn.metrics.catalogue import AVERAGE_GAP, keys, metrics
 from causalunlearn.studies.entries import dataset_family
+from causalunlearn.studies.records import TUNING_FORMAT
 from causalunlearn.studies.tuning_grid import (
     DEFAULT_FACTORS,
     Candidate,
@@ -79,7 +80,6 @@ GAP_COLUMNS = tuple(
     for m in metrics(("forget_acc", "retain_acc", "test_acc", "mia_efficacy_svc"))
 )
 
-TUNING_FORMAT = "causalunlearn.tuning/v1"
 
 
 @dataclass(frozen=True)
@@ -212,12 +212,8 @@ def preset_line(name: str, preset_values: Mapping[str, Any], chosen: Mapping[str
     return f"{name}: {{{body}}}"
 
 
-def _preset_values(method: Any, preset: str | None) -> dict[str, Any]:
-    if not preset:
-        return {}
-    if isinstance(method, S.Graph):
-        return dict(dict(method.presets)[preset])
-    return dict(method.presets[preset])
+def _preset_values(method: Method, preset: str | None) -> dict[str, Any]:
+    return preset_values(method, preset) if preset else {}
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -225,7 +221,7 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 
 def tune(
-    method: Any,
+    method: Method,
     dataset: str,
     scenario: str,
     settings: Any,
@@ -244,7 +240,7 @@ def tune(
         method: A graph or method entry, without a preset applied.
         dataset: The real dataset (registered name).
         scenario: The real scenario (``class:C...`` or ``random:F``).
-        settings: :class:`~causalunlearn.studies.sweep.SweepSettings` (its seeds are the tuning
+        settings: :class:`~causalunlearn.studies.settings.StudySettings` (its seeds are the tuning
             seeds;
             ``model`` defaults to the real dataset's model).
         out: The tuning folder (a sweep folder plus ``tuning.json`` and ``tuning.md``).

@@ -16,7 +16,8 @@ from typing import Any
 
 from causalunlearn.errors import RunError
 from causalunlearn.graph import spec as S
-from causalunlearn.graph.edit import apply_overrides, parse_value, with_preset
+from causalunlearn.graph.edit import parse_value
+from causalunlearn.methods.dispatch import Method, with_overrides, with_preset
 from causalunlearn.studies.entries import Entry, auto_preset
 
 __all__ = [
@@ -88,7 +89,7 @@ def _round(value: float) -> float:
     return float(f"{value:.6g}")  # 4e-4 × 0.1 is 4e-5, not 4.0000000000000003e-05
 
 
-def default_grid(method: Any) -> list[dict[str, Any]]:
+def default_grid(method: Method) -> list[dict[str, Any]]:
     """The default candidates of a graph: every stage's ``lr`` × each of :data:`DEFAULT_FACTORS`.
 
     All stages are scaled together, so every graph gets ``len(DEFAULT_FACTORS)`` candidates
@@ -134,22 +135,16 @@ def candidate_label(name: str, overrides: Mapping[str, Any]) -> str:
     return f"{name}[{body}]"
 
 
-def _apply(method: Any, overrides: Mapping[str, Any]) -> Any:
-    if isinstance(method, S.Graph):
-        return apply_overrides(method, overrides)
-    return method.with_overrides(overrides)
+def _apply(method: Method, overrides: Mapping[str, Any]) -> Method:
+    return with_overrides(method, overrides)
 
 
-def _preset_applied(method: Any, preset: str | None) -> Any:
-    if not preset:
-        return method
-    return (
-        with_preset(method, preset) if isinstance(method, S.Graph) else method.with_preset(preset)
-    )
+def _preset_applied(method: Method, preset: str | None) -> Method:
+    return with_preset(method, preset) if preset else method
 
 
 def candidate_entries(
-    method: Any,
+    method: Method,
     dataset: str,
     scenario: str,
     grid: Mapping[str, Sequence[Any]] | None = None,

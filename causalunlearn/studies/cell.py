@@ -1,0 +1,214 @@
+"""One cell of a study: unlearn with one method on one (dataset, scenario, seed), and score it.
+
+``causalunlearn run`` (every seed of a run), ``compare``/``ablate`` (every cell of a sweep) and
+``tune`` (every candidate on the validation task) all go through :func:`run_cell`, and score
+the original and the oracle with :func:`score_model`: a number means the same thing whichever
+command printed it.
+
+A cell is a pure function of its inputs: the method, the models (the cached original and
+oracle), the split, the seed and the :class:`~causalunlearn.studies.settings.StudySettings`.
+Every random draw is seeded from the seed, and torch's global generator is seeded with it
+before the unlearning and before the scoring.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from causalunlearn.data import TensorData
+from causalunlearn.data.splits import Split
+from causalunlearn.engine.verbs import Unlearned
+from causalunlearn.methods.dispatch import Method, unlearn_with
+from causalunlearn.metrics.accuracy import predict
+from causalunlearn.metrics.catalogue import AVERAGE_GAP, keys
+from causalunlearn.metrics.evaluate import scores_from_logits
+from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
+from causalunlearn.metrics.relearn import relearn_time, relearning_curve
+from causalunlearn.studies.settings import (
+    CURVE_EVAL_ROWS,
+    CURVE_EVERY,
+    CURVE_STEPS,
+    RELEARN_CAP,
+    RELEARN_EVAL_ROWS,
+    RELEARN_EVERY,
+    RELEARN_FRACTION,
+    StudySettings,
+)
+
+
+@dataclass
+class CellInputs:
+    """Everything a cell needs besides the method and the seed.
+
+    Attributes:
+        data: The dataset.
+        split: The forget / retain split of this seed.
+        original: The original model (eval mode), the one every method starts from.
+        original_metrics: :func:`score_model` of the original (its forget accuracy sets the
+            relearn threshold).
+        oracle: The retrain oracle, or ``None`` (then no comparison with it is made).
+        oracle_metrics: :func:`score_model` of the oracle, or ``None``.
+        oracle_forget_logits: The oracle's outputs on the forget rows (CPU), or ``None``.
+    """
+
+    data: TensorData
+    split: Split
+    original: nn.Module
+    original_metrics: dict[str, float]
+    oracle: nn.Module | None = None
+    oracle_metrics: dict[str, float] | None = None
+    oracle_forget_logits: torch.Tensor | None = None
+
+
+@dataclass
+class CellOutcome:
+    """What :func:`run_cell` returns: the unlearning result and every metric of it."""
+
+    result: Unlearned
+    metrics: dict[str, float]
+    extra: dict[str, Any]
+
+
+def score_model(
+    net: nn.Module,
+    data: TensorData,
+    split: Split,
+    seed: int,
+    settings: StudySettings,
+    *,
+    device: torch.device,
+    oracle_forget_logits: torch.Tensor | None = None,
+    original_forget_acc: float | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Every metric of one model (the catalogue's keys), from one pass over train and test rows.
+
+    With ``oracle_forget_logits`` also the activation distance to the oracle on the forget rows;
+    with ``settings.relearn`` the relearn time (threshold: ``RELEARN_FRACTION`` × the original's
+    forget accuracy, ``original_forget_acc``, or the model's own when that is ``None``); with
+    ``settings.curves`` the CaMU paper's relearning curve (in ``extra``).
+
+    Returns:
+        ``(metrics, extra)``.
+    """
+    logits_train = predict(net, data.train_x, device=device).cpu()
+    logits_test = predict(net, data.test_x, device=device).cpu()
+    metrics = scores_from_logits(
+        logits_train,
+        logits_test,
+        data,
+        split,
+        seed=seed,
+        attacker=settings.attacker,
+        extended=True,
+    )
+    extra: dict[str, Any] = {}
+    forget = torch.as_tensor(split.forget.copy())
+    if oracle_forget_logits is not None:
+        metrics["activation_distance"] = activation_distance(
+            logits_train[forget], oracle_forget_logits
+        )
+    if settings.relearn:
+        x_f, y_f = data.train_x[forget], data.train_y[forget]
+        rows = torch.randperm(len(forget), generator=torch.Generator().manual_seed(seed))
+        rows = rows[:RELEARN_EVAL_ROWS]
+        threshold = RELEARN_FRACTION * (original_forget_acc or metrics["forget_acc"])
+        curve = relearning_curve(
+            net,
+            x_f,
+            y_f,
+            {"forget": (x_f[rows], y_f[rows])},
+            steps_per_point=RELEARN_EVERY,
+            epochs=math.ceil(RELEARN_CAP * 32 / max(1, len(forget))) + 1,
+            seed=seed,
+            max_steps=RELEARN_CAP,
+        )
+        metrics["relearn_steps"] = float(
+            relearn_time(curve["forget"], threshold, steps=curve["step"], cap=RELEARN_CAP)
+        )
+        extra["relearn_threshold"] = threshold
+    if settings.curves:
+        extra["relearning_curve"] = retain_relearning_curve(net, data, split, seed)
+    return metrics, extra
+
+
+def retain_relearning_curve(
+    net: nn.Module, data: TensorData, split: Split, seed: int
+) -> dict[str, list[Any]]:
+    """The CaMU paper's relearning curve: forget and test accuracy while fine-tuning on retain
+    rows (at most ``CURVE_STEPS`` steps, a point every ``CURVE_EVERY``)."""
+    gen = torch.Generator().manual_seed(seed)
+    retain = torch.as_tensor(split.retain.copy())
+    forget = torch.as_tensor(split.forget.copy())
+    test_rows = torch.randperm(len(data.test_y), generator=gen)[:CURVE_EVAL_ROWS]
+    forget_rows = forget[torch.randperm(len(forget), generator=gen)[:CURVE_EVAL_ROWS]]
+    return relearning_curve(
+        net,
+        data.train_x[retain],
+        data.train_y[retain],
+        {
+            "forget": (data.train_x[forget_rows], data.train_y[forget_rows]),
+            "test": (data.test_x[test_rows], data.test_y[test_rows]),
+        },
+        steps_per_point=CURVE_EVERY,
+        seed=seed,
+        max_steps=CURVE_STEPS,
+    )
+
+
+def oracle_forget_logits(oracle: nn.Module, data: TensorData, split: Split, device) -> torch.Tensor:
+    """The oracle's outputs on the forget rows (CPU): the reference of the activation distance."""
+    forget_rows = torch.as_tensor(split.forget.copy())
+    return predict(oracle, data.train_x[forget_rows], device=device).cpu()
+
+
+def run_cell(
+    method: Method,
+    inputs: CellInputs,
+    seed: int,
+    settings: StudySettings,
+    *,
+    device: torch.device,
+    progress: bool = False,
+) -> CellOutcome:
+    """Unlearn with ``method`` from ``inputs.original`` and score the result: the one cell.
+
+    Metrics: every one of :func:`score_model`, ``unlearn_seconds`` (counterfactuals + loop, the
+    official unlearning time) and, when the oracle's metrics are given, ``average_gap`` and
+    ``tow`` against them.
+
+    Raises:
+        RunError: ``non-finite-loss`` (a sweep records it as a failed cell), and whatever the
+            method's own checks raise.
+    """
+    torch.manual_seed(seed)
+    result = unlearn_with(
+        method,
+        inputs.original,
+        inputs.data,
+        inputs.split,
+        seed=seed,
+        device=device,
+        progress=progress,
+        executor=settings.executor,
+    )
+    torch.manual_seed(seed)
+    metrics, extra = score_model(
+        result.model,
+        inputs.data,
+        inputs.split,
+        seed,
+        settings,
+        device=device,
+        oracle_forget_logits=inputs.oracle_forget_logits,
+        original_forget_acc=inputs.original_metrics["forget_acc"],
+    )
+    metrics["unlearn_seconds"] = result.seconds["total"]
+    if inputs.oracle_metrics is not None:
+        metrics["average_gap"] = average_gap(metrics, inputs.oracle_metrics, keys(AVERAGE_GAP))
+        metrics["tow"] = tow(metrics, inputs.oracle_metrics)
+    return CellOutcome(result, metrics, extra)

@@ -1,0 +1,72 @@
+"""One cell function: run, compare and tune report the same numbers for the same cell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from causalunlearn.errors import RunError
+from causalunlearn.methods import load_any
+from causalunlearn.recipes import Recipe
+from causalunlearn.studies.entries import load_entry
+from causalunlearn.studies.experiment import RunSettings, run_experiment
+from causalunlearn.studies.settings import StudySettings
+from causalunlearn.studies.sweep import Sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+CAMU = ROOT / "graphs" / "camu.yaml"
+SSD = ROOT / "graphs" / "baselines" / "ssd.yaml"
+FAST = Recipe(epochs=2)
+#: Wall-time fields differ between two runs of the same cell; nothing else may.
+TIMES = ("unlearn_seconds",)
+
+
+@pytest.mark.parametrize("path", [CAMU, SSD], ids=["graph", "method-entry"])
+def test_a_run_and_a_sweep_cell_give_the_same_numbers(tmp_path, path):
+    cache = str(tmp_path / "cache")
+    common = dict(seeds=(0,), recipe=FAST, cache_dir=cache, progress=False, threads=1)
+    manifest = run_experiment(
+        load_any(path, preset="digits-class"),
+        RunSettings(dataset="digits", scenario="class:0", **common),
+    )
+    Sweep(
+        [load_entry(f"{path}@digits-class")],
+        ["digits"],
+        ["class:0"],
+        StudySettings(**common),
+        tmp_path / "sweep",
+        plots=False,
+    ).run()
+    (cell_file,) = (tmp_path / "sweep" / "runs").rglob("seed0.json")
+    cell = json.loads(cell_file.read_text())["metrics"]
+    ran = manifest["per_seed"][0]["metrics"]["unlearned"]
+    for key in TIMES:
+        cell.pop(key), ran.pop(key)
+    assert ran == cell
+    reference = json.loads(
+        next((tmp_path / "sweep" / "references").rglob("seed0.json")).read_text()
+    )["metrics"]
+    assert manifest["per_seed"][0]["metrics"]["original"] == reference["original"]
+    assert manifest["per_seed"][0]["metrics"]["oracle"] == reference["oracle"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"seeds": ()}, "no-seeds"),
+        ({"seeds": (0, 0)}, "duplicate-seeds"),
+        ({"seeds": (1, 2, 1)}, "duplicate-seeds"),
+        ({"seeds": (-1,)}, "bad-seed"),
+        ({"seeds": (0.5,)}, "bad-seed"),
+        ({"threads": 0}, "bad-count"),
+        ({"threads": -1}, "bad-count"),
+        ({"executor": "turbo"}, "bad-executor"),
+    ],
+)
+def test_settings_refuse_what_would_give_wrong_numbers(kwargs, code):
+    for cls in (StudySettings, RunSettings):
+        with pytest.raises(RunError) as err:
+            cls(**kwargs)
+        assert err.value.code == code and err.value.hint
