@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint types check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,17 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# The gates of .ci/run: lint and format (ruff), types (mypy on what [tool.mypy] in pyproject.toml lists).
+LINTED = causalunlearn tests notebooks benchmarks scripts
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check causalunlearn tests notebooks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+types: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+check: lint types
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
