@@ -229,3 +229,80 @@ def test_top_level_package_is_torch_free_until_a_torch_verb_is_used():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+# A mechanism no term uses; what a pass does not establish (issue 12 §4) ------------------------
+SALUN_TEXT = (SPECS / "salun.yaml").read_text()
+# SalUn with a mechanism edge declared for the relabelled forget rows, which only serve as labels.
+SALUN_DECLARED_RELABELLED = SALUN_TEXT.replace(
+    "mechanisms: [[forget, Y], [retain, Y]]",
+    "mechanisms: [[forget, Y], [retain, Y], [forget_relabelled, Y]]",
+)
+
+
+def test_a_mechanism_no_term_uses_is_inert_and_keeps_the_verdict():
+    assert SALUN_DECLARED_RELABELLED != SALUN_TEXT
+    plain = causal_check(load_graph(SALUN_TEXT))
+    declared = causal_check(load_graph(SALUN_DECLARED_RELABELLED))
+    assert plain.forget_cut and plain.open_forget_paths == ()
+    assert declared.forget_cut
+    assert declared.open_forget_paths == ()
+    assert (declared.ok, declared.retain_preserved) == (plain.ok, plain.retain_preserved)
+    assert declared.inert_mechanisms == (("forget_relabelled", "Y"),)
+    assert plain.inert_mechanisms == ()
+    assert "mechanism forget_relabelled → Y" in declared.summary()
+    # The view still draws the edge, marked inert; the forget stream's own path is live.
+    g = to_networkx(load_graph(SALUN_DECLARED_RELABELLED))
+    assert g.nodes["Y[forget_relabelled]"]["inert"] is True
+    assert g.edges["forget_relabelled", "Y[forget_relabelled]"]["inert"] is True
+    assert g.nodes["Y[forget]"]["inert"] is False
+
+
+def test_camu_counterfactual_mechanism_is_inert():
+    # CaMU declares [counterfactual, Z] while the counterfactual rows only feed references.
+    report = causal_check(load_graph(CAMU))
+    assert report.inert_mechanisms == (("counterfactual", "Z"),)
+    assert report.ok
+
+
+def test_a_live_derived_stream_still_opens_its_path():
+    # A term that runs the model on the relabelled forget rows makes the mechanism live: the
+    # rows are forget rows (their inputs unchanged), and nothing cuts their path.
+    text = SALUN_DECLARED_RELABELLED.replace(
+        "  keep_retain_y:\n",
+        "  on_relabelled:\n    stage: unlearn\n    data: forget_relabelled\n    target: Y\n"
+        "    reference: {labels: forget_relabelled}\n    divergence: {kind: cross_entropy}\n"
+        "  keep_retain_y:\n",
+    )
+    report = causal_check(load_graph(text))
+    assert report.inert_mechanisms == ()
+    assert not report.forget_cut
+    assert ("forget", "forget_relabelled", "Y[forget_relabelled]") in report.open_forget_paths
+
+
+def _representation_only_camu():
+    from causalunlearn.graph import remove_intervention
+
+    return remove_intervention(
+        remove_intervention(load_graph(CAMU), "keep_retain_y"), "cut_forget_y"
+    )
+
+
+def test_a_pass_says_what_it_does_and_does_not_establish():
+    graph = _representation_only_camu()
+    assert {e.target for e in graph.interventions} == {"Z"}
+    report = causal_check(graph)
+    assert report.ok  # the structure is cut and preserved ...
+    summary = report.summary()
+    # ... and the output says that this does not mean the model forgets.
+    assert "establishes:" in summary and "does not establish:" in summary
+    assert "that the trained model forgets" in summary
+    (note,) = report.notes
+    assert "Z[forget]" in note and "no term acts on an output of forget data" in note
+    assert "representation-only CaMU" in note
+    # Full CaMU cuts at the output too: no such note, the general lines remain.
+    full = causal_check(load_graph(CAMU))
+    assert full.notes == ()
+    assert "that the trained model forgets" in full.summary()
+    failing = causal_check(load_graph(FINE_TUNE)).summary()
+    assert "a pass would establish:" in failing and "\nestablishes:" not in failing

@@ -15,15 +15,26 @@ redrawn by a do-operation, a random model, a fixed distribution) is a *cut*: ``d
 An edge that ties a stream to its own factual value (original model or labels on the same rows)
 *preserves* it; an ascent term on the stream's own labels *pushes away* without cutting. The
 check reports whether every directed path from forget data to an output is cut, and whether the
-retain streams keep an open, preserved path. It does not prove that the trained weights forget:
-the frozen original model itself was trained on the forget set, and a relabel that avoids the
-paired forget label (CaMU) is not modelled as information flow. Metrics measure the rest.
+retain streams keep an open, preserved path.
+
+**Inert mechanisms.** The model runs on a stream only where a term reads it (``data:``), or on
+the forget set, which it is evaluated on whatever the objective says. A mechanism edge declared
+for any other stream (a derived node used only as a reference, e.g. labels redrawn from forget
+rows) is *inert*: it is drawn in the expansion (``inert=True``) but opens no path, and the report
+lists it.
+
+**What it does not establish** (also in :meth:`CausalReport.summary`): that the trained weights
+forget. It reads which terms exist, not their weights, learning rates, epochs or the modules a
+stage trains; a cut at a representation alone does not make any term act on the forget rows'
+output (representation-only CaMU passes and barely forgets); the frozen
+original model itself was trained on the forget set, and a relabel that avoids the paired forget
+label (CaMU) is not modelled as information flow. Metrics measure the rest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 
@@ -39,7 +50,7 @@ def _lineage(graph: S.Graph, name: str) -> list[str]:
     """``name`` and the data nodes it is derived from, nearest first."""
     chain = [name]
     while name in graph.node_map and graph.node_map[name].derived_from:
-        name = graph.node_map[name].derived_from
+        name = cast(str, graph.node_map[name].derived_from)  # not None: the loop's condition
         if name in chain:
             break
         chain.append(name)
@@ -62,7 +73,7 @@ def classify(graph: S.Graph, edge: S.Intervention) -> str:
     ascend = edge.maximise or edge.weight < 0
     if ref.kind in ("random_model", "distribution"):
         return "cut"
-    chain = _lineage(graph, ref.stream)
+    chain = _lineage(graph, cast(str, ref.stream))  # references of the other kinds read a stream
     if edge.data not in chain:
         return "cut"
     if ref.kind == "labels":
@@ -74,6 +85,28 @@ def classify(graph: S.Graph, edge: S.Intervention) -> str:
         if redrawn:
             return "cut"
     return "ascend" if ascend else "preserve"
+
+
+def live_streams(graph: S.Graph) -> set[str]:
+    """The data streams the trained model runs on: those a term reads (``data:``), and every
+    forget set (the model is evaluated on it whatever the objective says)."""
+    live = {e.data for e in graph.interventions if e.data is not None}
+    live |= {n.id for n in graph.nodes if n.kind == "data" and n.split == "forget"}
+    return live
+
+
+def inert_mechanisms(graph: S.Graph) -> tuple[tuple[str, str], ...]:
+    """Declared mechanism edges from a data stream that no term runs the model on.
+
+    Such an edge changes nothing the objective computes (the stream may still be a reference,
+    read by the frozen original or as labels), so it opens no path in :func:`causal_check`.
+    """
+    live = live_streams(graph)
+    return tuple(
+        (s, t)
+        for s, t in graph.mechanisms
+        if s in graph.node_map and graph.node_map[s].kind == "data" and s not in live
+    )
 
 
 def _entry_nodes(graph: S.Graph) -> list[str]:
@@ -93,6 +126,8 @@ def to_networkx(graph: S.Graph) -> nx.DiGraph:
     ``mechanism``, ``derivation`` or ``intervention`` (with ``edge`` id and ``effect``). A forget
     stream that the graph never feeds to the model is added with the model's mechanisms
     (``implicit=True``): the model is applied to forget data whether or not the objective says so.
+    The expansion of a stream that no term runs the model on (see :func:`inert_mechanisms`) is
+    drawn with ``inert=True`` on its model nodes and mechanism edges.
     """
     g = nx.DiGraph(name=graph.name)
     data = [n for n in graph.nodes if n.kind == "data"]
@@ -114,6 +149,7 @@ def to_networkx(graph: S.Graph) -> nx.DiGraph:
             g.add_node(n.id, kind="parameters")
     model_edges = [(s, t) for s, t in graph.mechanisms if graph.node_map[s].kind != "data"]
     fed = {s for s, _ in graph.mechanisms if graph.node_map[s].kind == "data"}
+    live = live_streams(graph)
     for n in data:
         targets = [t for s, t in graph.mechanisms if s == n.id]
         if not targets and n.split == "forget" and n.id not in fed:
@@ -121,16 +157,27 @@ def to_networkx(graph: S.Graph) -> nx.DiGraph:
             g.nodes[n.id]["implicit"] = True
         if not targets:
             continue
+        inert = n.id not in live and n.id in graph.node_map
         for t in targets:
-            g.add_node(expanded(t, n.id), kind=graph.node_map[t].kind, model_node=t, stream=n.id)
-            g.add_edge(n.id, expanded(t, n.id), kind="mechanism")
+            g.add_node(
+                expanded(t, n.id),
+                kind=graph.node_map[t].kind,
+                model_node=t,
+                stream=n.id,
+                inert=inert,
+            )
+            g.add_edge(n.id, expanded(t, n.id), kind="mechanism", inert=inert)
         # Model-internal mechanisms, expanded for this stream (all downstream model nodes).
         for s, t in model_edges:
             for x in (s, t):
                 g.add_node(
-                    expanded(x, n.id), kind=graph.node_map[x].kind, model_node=x, stream=n.id
+                    expanded(x, n.id),
+                    kind=graph.node_map[x].kind,
+                    model_node=x,
+                    stream=n.id,
+                    inert=inert,
                 )
-            g.add_edge(expanded(s, n.id), expanded(t, n.id), kind="mechanism")
+            g.add_edge(expanded(s, n.id), expanded(t, n.id), kind="mechanism", inert=inert)
     for e in graph.interventions:
         effect = classify(graph, e)
         target = e.target if e.data is None else expanded(e.target, e.data)
@@ -150,7 +197,9 @@ def cut_targets(graph: S.Graph) -> list[str]:
     """Expanded model nodes that the objective intervenes on (``do``), in edge order."""
     return list(
         dict.fromkeys(
-            expanded(e.target, e.data) for e in graph.interventions if classify(graph, e) == "cut"
+            expanded(e.target, cast(str, e.data))  # a cut acts on a stream
+            for e in graph.interventions
+            if classify(graph, e) == "cut"
         )
     )
 
@@ -200,6 +249,10 @@ class CausalReport:
             preserving edge on it.
         forget_cut: No forget data node is d-connected to any output node after the do.
         retain_preserved: Every retain stream fed to the model is preserved (False if none).
+        inert_mechanisms: Declared mechanism edges from streams no term runs the model on
+            (:func:`inert_mechanisms`): left out of the paths above.
+        notes: What this graph's verdict does not establish, beyond :data:`NOT_ESTABLISHED`
+            (e.g. every cut is at a representation, none at an output).
     """
 
     effects: dict[str, str]
@@ -208,6 +261,8 @@ class CausalReport:
     retain_streams: dict[str, bool] = field(default_factory=dict)
     forget_cut: bool = False
     retain_preserved: bool = False
+    inert_mechanisms: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -215,7 +270,7 @@ class CausalReport:
         return self.forget_cut and self.retain_preserved
 
     def summary(self) -> str:
-        """A few human-readable lines."""
+        """A few human-readable lines: the verdict, then what it does and does not establish."""
         lines = [f"forget paths cut: {'yes' if self.forget_cut else 'NO'}"]
         lines += [f"  open: {' → '.join(p)}" for p in self.open_forget_paths]
         lines.append(f"retain preserved: {'yes' if self.retain_preserved else 'NO'}")
@@ -224,7 +279,27 @@ class CausalReport:
             for s, ok in self.retain_streams.items()
         ]
         lines += [f"  do({n})" for n in self.intervened]
+        if self.inert_mechanisms:
+            lines.append("inert (no term runs the model on these rows; they open no path):")
+            lines += [f"  mechanism {s} → {t}" for s, t in self.inert_mechanisms]
+        lines.append(f"{'establishes' if self.ok else 'a pass would establish'}: {ESTABLISHES}")
+        lines.append("does not establish:")
+        lines += [f"  - {note}" for note in (*self.notes, *NOT_ESTABLISHED)]
         return "\n".join(lines)
+
+
+#: What a passing check says, in words (the last lines of :meth:`CausalReport.summary`).
+ESTABLISHES = (
+    "the objective's terms set every forget → output path of the graph by do() (no forget data"
+    " stays d-connected to an output) and tie each retain stream to its own factual value"
+)
+#: What no verdict of the check says.
+NOT_ESTABLISHED = (
+    "that the trained model forgets: the check reads which terms exist, not their weights,"
+    " learning rates, epochs or the modules a stage trains; measure forgetting with the metrics"
+    " (forget accuracy, membership inference, gap to the retrain oracle)",
+    "anything about the frozen original, which was itself trained on the forget set",
+)
 
 
 def causal_check(graph: S.Graph) -> CausalReport:
@@ -235,9 +310,15 @@ def causal_check(graph: S.Graph) -> CausalReport:
     """
     nxg = to_networkx(graph)
     dag = to_pgmpy(graph, intervened=True)
+    # An inert expansion (a stream no term runs the model on) opens no path.
+    dag.remove_nodes_from([n for n, a in nxg.nodes(data=True) if a.get("inert")])
     dnx = nx.DiGraph(dag.edges())
     dnx.add_nodes_from(dag.nodes())
-    outputs = [n for n, a in nxg.nodes(data=True) if a.get("kind") == "output" and a.get("stream")]
+    outputs = [
+        n
+        for n, a in nxg.nodes(data=True)
+        if a.get("kind") == "output" and a.get("stream") and not a.get("inert")
+    ]
     forget_nodes = [
         n for n, a in nxg.nodes(data=True) if a.get("kind") == "data" and _forget(graph, nxg, n)
     ]
@@ -259,14 +340,35 @@ def causal_check(graph: S.Graph) -> CausalReport:
         path_open = any(nx.has_path(dnx, n.id, y) for y in stream_outputs)
         kept = any(effects[e.id] == "preserve" and e.data == n.id for e in graph.interventions)
         retain[n.id] = path_open and kept
+    forget_cut = not dconnected and not open_paths
     return CausalReport(
         effects=effects,
         intervened=tuple(cut_targets(graph)),
         open_forget_paths=tuple(open_paths),
         retain_streams=retain,
-        forget_cut=not dconnected and not open_paths,
+        forget_cut=forget_cut,
         retain_preserved=bool(retain) and all(retain.values()),
+        inert_mechanisms=inert_mechanisms(graph),
+        notes=_notes(graph, effects, forget_cut),
     )
+
+
+def _notes(graph: S.Graph, effects: dict[str, str], forget_cut: bool) -> tuple[str, ...]:
+    """What this graph's verdict in particular leaves open."""
+    notes = []
+    forget_terms = [
+        e for e in graph.interventions if e.data is not None and _is_forget_stream(graph, e.data)
+    ]
+    on_output = [e for e in forget_terms if graph.node_map[e.target].kind == "output"]
+    if forget_cut and forget_terms and not on_output:
+        cuts = sorted({f"{e.target}[{e.data}]" for e in forget_terms if effects[e.id] == "cut"})
+        notes.append(
+            f"that predictions on forget rows change: every cut is at a representation"
+            f" ({', '.join(cuts)}) and no term acts on an output of forget data, so the output"
+            f" may keep predicting the forget labels (representation-only CaMU passes this check"
+            f" and barely forgets)"
+        )
+    return tuple(notes)
 
 
 def _forget(graph: S.Graph, nxg: nx.DiGraph, name: str) -> bool:
