@@ -94,11 +94,12 @@ def test_l1_and_mse():
 
 
 def test_user_registered_divergence_is_usable_from_yaml():
-    @register_divergence("abs_gap")
-    def abs_gap(value, reference, spec):
-        return (value - reference.value).abs().mean()
+    with DIVERGENCES.scratch():
 
-    try:
+        @register_divergence("abs_gap")
+        def abs_gap(value, reference, spec):
+            return (value - reference.value).abs().mean()
+
         graph = load_graph(
             CAMU, overrides={"interventions.keep_retain_z.divergence.kind": "abs_gap"}
         )
@@ -111,21 +112,19 @@ def test_user_registered_divergence_is_usable_from_yaml():
         batch = {k: (x[:8], y[:8]) for k, (x, y) in streams.rows.items()}
         _, terms = objective.stage_loss("representation", batch)
         assert terms["keep_retain_z"].item() == pytest.approx(0.0)  # model == original at start
-    finally:
-        DIVERGENCES.pop("abs_gap")
-        S.DIVERGENCE_KINDS = tuple(k for k in S.DIVERGENCE_KINDS if k != "abs_gap")
+    assert "abs_gap" not in S.DIVERGENCE_KINDS  # the scratch block took the name back
 
 
 def test_user_registered_reference_reads_models_by_typed_key():
     """The documented contract: ``ctx.value(model_key, stream, node, aligned_to=edge)``."""
+    with REFERENCES.scratch():
 
-    @register_reference("my_original")
-    def my_original(ctx, edge):
-        node = edge.reference.at or edge.target
-        value = ctx.value(ORIGINAL, edge.reference.stream, node, aligned_to=edge)
-        return Target("logits", value.detach())
+        @register_reference("my_original")
+        def my_original(ctx, edge):
+            node = edge.reference.at or edge.target
+            value = ctx.value(ORIGINAL, edge.reference.stream, node, aligned_to=edge)
+            return Target("logits", value.detach())
 
-    try:
         base = load_graph(ROOT / "graphs" / "ablations" / "no-counterfactual.yaml")
         custom = load_graph(
             ROOT / "graphs" / "ablations" / "no-counterfactual.yaml",
@@ -149,9 +148,7 @@ def test_user_registered_reference_reads_models_by_typed_key():
         assert (ORIGINAL, StreamKey("retain_sample", aligned_to="forget")) in plan.precomputed
         with pytest.raises(TypeError, match="ModelKey"):
             objective.model_of("original")
-    finally:
-        REFERENCES.pop("my_original")
-        S.REFERENCE_KINDS = tuple(k for k in S.REFERENCE_KINDS if k != "my_original")
+    assert "my_original" not in S.REFERENCE_KINDS
 
 
 def test_model_and_stream_keys_are_values():

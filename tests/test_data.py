@@ -173,6 +173,54 @@ def test_tensor_data_to_repr_and_validation():
     assert err.value.code == "bad-dataset"
 
 
+def test_digits_rows_map_to_scikit_learn_rows():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    d = load_dataset("digits")
+    train, test = d.train_index, d.test_index
+    assert train.dtype == np.int64 and train.shape == (1437,) and test.shape == (360,)
+    # Every scikit-learn row is used once: on one side, never on both.
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(1797))
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)  # each side in source order
+    assert np.array_equal(d.train_y.numpy(), bunch.target[train])
+    assert np.array_equal(d.test_y.numpy(), bunch.target[test])
+    # The documented preprocessing, from the raw pixels: /16, then the training set's mean/std.
+    scaled = bunch.images.astype(np.float64) / 16.0
+    mean, std = scaled[train].mean(), scaled[train].std()
+    assert d.mean[0] == pytest.approx(mean, abs=1e-6) and d.std[0] == pytest.approx(std, abs=1e-6)
+    expected_train = (scaled[train] - mean) / std
+    expected_test = (scaled[test] - mean) / std
+    assert np.allclose(d.train_x[:, 0].numpy(), expected_train, atol=1e-5)
+    assert np.allclose(d.test_x[:, 0].numpy(), expected_test, atol=1e-5)
+    with pytest.raises(ValueError):  # read-only: the mapping cannot be edited by accident
+        train[0] = 5
+
+
+def test_source_row_indices_follow_the_rows_or_are_dropped():
+    import dataclasses
+
+    from causalunlearn.data.views import validation_view
+
+    d = load_dataset("digits")
+    assert np.array_equal(d.to("cpu").train_index, d.train_index)  # same rows, same mapping
+    # A copy with other rows keeps no stale mapping (a validation view, or any replace) ...
+    view = validation_view(d, 0.2, 100)
+    assert view.train_index is None and view.test_index is None
+    assert dataclasses.replace(d, test_x=d.test_x[:10], test_y=d.test_y[:10]).test_index is None
+    assert dataclasses.replace(d, name="renamed").train_index is d.train_index
+    # ... and a mapping given with them is kept, and checked.
+    first = dataclasses.replace(
+        d, test_x=d.test_x[:10], test_y=d.test_y[:10], test_index=d.test_index[:10]
+    )
+    assert np.array_equal(first.test_index, d.test_index[:10])
+    with pytest.raises(DataError) as err:
+        dataclasses.replace(d, test_index=d.test_index[:10])
+    assert err.value.code == "bad-dataset"
+    mnist_like = TensorData("x", d.train_x, d.train_y, d.test_x, d.test_y, d.classes)
+    assert mnist_like.train_index is None and mnist_like.test_index is None
+
+
 def test_registry_user_dataset_and_errors():
     calls = []
 
@@ -187,10 +235,11 @@ def test_registry_user_dataset_and_errors():
         d = load_dataset("my-toy", "/somewhere")
         assert d.num_classes == 2 and calls == [Path("/somewhere")]
         assert load_dataset("MY_TOY").name == "my-toy"  # case and _/- insensitive
-        register_dataset("my-toy")(toy)  # the same function again (a re-run cell) is fine
-        with pytest.raises(DataError) as err:
-            register_dataset("my-toy")(lambda: None)
-        assert err.value.code == "duplicate-dataset"
+        for again in (toy, lambda: None):  # a taken name, even by the same function, is refused
+            with pytest.raises(DataError) as err:
+                register_dataset("my-toy")(again)
+            assert err.value.code == "duplicate-dataset"
+        register_dataset("my-toy", overwrite=True)(toy)  # a re-run notebook cell says so
 
         @register_dataset("my-toy", overwrite=True)
         def broken(**kwargs):

@@ -32,10 +32,8 @@ BUILT_INS = [
 @pytest.fixture
 def scratch_registry():
     """Registrations made by a test are removed afterwards."""
-    before = dict(MODELS)
-    yield MODELS
-    MODELS.clear()
-    MODELS.update(before)
+    with MODELS.scratch():
+        yield MODELS
 
 
 def _inputs(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> torch.Tensor:

@@ -5,52 +5,64 @@ the model's tensor at the edge's target (``N×D`` representation, ``N×C`` logit
 parameters), ``reference`` a :class:`~causalunlearn.compile.references.Target` (labels, logits
 or probabilities, detached) and ``spec`` the edge's
 :class:`~causalunlearn.graph.spec.Divergence` (softmax axis, temperature, reduction, direction).
-Register your own with :func:`register_divergence`; a graph then names it as
-``divergence: {kind: <name>}`` once it is also added to the graph schema's allowed kinds with
-``causalunlearn.graph.spec.DIVERGENCE_KINDS`` (see ``docs/extending.md``).
+Register your own with :func:`register_divergence`; one call both implements the divergence and
+adds its name to the graph format's vocabulary (:data:`causalunlearn.graph.vocab.DIVERGENCES`),
+so a graph may then name it as ``divergence: {kind: <name>}`` (see ``docs/extending.md``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 
 from causalunlearn.compile.references import Target
-from causalunlearn.errors import CausalUnlearnError, did_you_mean
+from causalunlearn.errors import CausalUnlearnError
 from causalunlearn.graph import spec as S
+from causalunlearn.graph import vocab
+from causalunlearn.registry import Implementations
 
 DivergenceFn = Callable[[torch.Tensor, "Target | None", S.Divergence], torch.Tensor]
-DIVERGENCES: dict[str, DivergenceFn] = {}
+
+#: The divergence implementations, keyed by the names in
+#: :data:`causalunlearn.graph.vocab.DIVERGENCES`.
+DIVERGENCES: Implementations[DivergenceFn, vocab.Term] = Implementations(
+    "divergence",
+    vocab.DIVERGENCES,
+    lambda name, fn: vocab.Term(name, vocab.first_line(fn.__doc__)),
+    hint="register one with causalunlearn.register_divergence",
+)
 
 
-def register_divergence(name: str) -> Callable[[DivergenceFn], DivergenceFn]:
-    """Decorator: register a divergence under ``name`` (and allow it in graph files).
+def register_divergence(name: str, *, doc: str | None = None, overwrite: bool = False) -> Any:
+    """Decorator: register a divergence under ``name``; graphs may then name it.
 
-    Example::
+    A new name is added to the vocabulary the graph layer validates against
+    (:data:`causalunlearn.graph.vocab.DIVERGENCES`), so this one call is all a new divergence
+    needs. Example::
 
         @register_divergence("cosine")
         def cosine(value, reference, spec):
             return (1 - F.cosine_similarity(value, reference.value, dim=1)).mean()
+
+    Args:
+        name: The name graphs use (``divergence: {kind: <name>}``).
+        doc: One line on what it means (default: the first line of the function's docstring).
+        overwrite: Replace a divergence registered under ``name``.
+
+    Raises:
+        CausalUnlearnError: ``duplicate-divergence`` when ``name`` is taken and ``overwrite`` is
+            false.
     """
-
-    def deco(fn: DivergenceFn) -> DivergenceFn:
-        DIVERGENCES[name] = fn
-        if name not in S.DIVERGENCE_KINDS:
-            S.DIVERGENCE_KINDS = (*S.DIVERGENCE_KINDS, name)
-        return fn
-
-    return deco
+    declaration = vocab.Term(name, doc) if doc is not None else None
+    return DIVERGENCES.register(name, overwrite=overwrite, declaration=declaration)
 
 
 def get_divergence(name: str) -> DivergenceFn:
-    """The registered divergence ``name``."""
-    if name not in DIVERGENCES:
-        raise CausalUnlearnError(
-            "unknown-divergence", f"no divergence '{name}'", did_you_mean(name, DIVERGENCES)
-        )
-    return DIVERGENCES[name]
+    """The registered divergence ``name`` (``unknown-divergence`` with a did-you-mean hint)."""
+    return DIVERGENCES.get(name)
 
 
 def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -131,7 +143,7 @@ def l1(
     ``mean`` divides by the number of elements; ``sum``/``batchmean`` give the plain norm.
     """
     tensors = value if isinstance(value, (list, tuple)) else [value]
-    total = sum(t.abs().sum() for t in tensors)
+    total = cast(torch.Tensor, sum(t.abs().sum() for t in tensors))
     if spec.reduction == "mean":
         total = total / sum(t.numel() for t in tensors)
     return total

@@ -20,8 +20,9 @@ aligns ``align: paired`` references between the two streams.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import networkx as nx
 import torch
@@ -30,21 +31,69 @@ import torch.nn.functional as F
 from causalunlearn.compile.keys import StreamKey
 from causalunlearn.errors import DataError
 from causalunlearn.graph import spec as S
+from causalunlearn.graph import vocab
 from causalunlearn.graph.validate import _row_group
+from causalunlearn.registry import Implementations
 
 OpFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
-DO_OP_IMPLS: dict[str, OpFn] = {}
+
+#: The do-operation implementations, keyed by the names in
+#: :data:`causalunlearn.graph.vocab.DO_OPS`.
+DO_OP_IMPLS: Implementations[OpFn, vocab.DoOpSchema] = Implementations(
+    "op",
+    vocab.DO_OPS,
+    lambda name, fn: vocab.DoOpSchema(name, {}, vocab.first_line(fn.__doc__)),
+    label="do-operation",
+    hint="register one with causalunlearn.register_do_op",
+)
 
 
-def register_do_op(name: str) -> Callable[[OpFn], OpFn]:
-    """Decorator: implement a do-operation ``fn(op, x, y, *, paired_y, num_classes, generator,
-    original) -> (x, y)`` (its parameters must be declared in ``spec.DO_OPS`` too)."""
+def register_do_op(
+    name: str,
+    params: Mapping[str, tuple[Any, ...]] | None = None,
+    *,
+    doc: str | None = None,
+    overwrite: bool = False,
+) -> Callable[[OpFn], OpFn]:
+    """Decorator: implement a do-operation and declare its parameters, in one call.
 
-    def deco(fn: OpFn) -> OpFn:
-        DO_OP_IMPLS[name] = fn
-        return fn
+    The function is called as ``fn(op, x, y, *, paired_y, num_classes, generator, original)``
+    and returns the new ``(x, y)``; ``op.get(param)`` reads a parameter (its default when the
+    graph leaves it out). A new name and its ``params`` are added to the vocabulary the graph
+    layer validates against (:data:`causalunlearn.graph.vocab.DO_OPS`). Example::
 
-    return deco
+        @register_do_op("scale", params={"factor": (float, 2.0)})
+        def scale(op, x, y, **_):
+            return x * op.get("factor"), y
+
+    Args:
+        name: The name graphs use (``do: [{op: <name>, ...}]``).
+        params: Parameter name → ``(type, default)`` or ``(type, default, allowed values)``,
+            the type one of ``str``, ``int``, ``float``, ``bool``. Leave it out to implement a
+            name already declared (a built-in); a new name without it takes no parameters.
+        doc: One line on what it does (default: the first line of the function's docstring).
+        overwrite: Replace a do-operation (and its declared parameters) registered under
+            ``name``.
+
+    Raises:
+        CausalUnlearnError: ``duplicate-op`` when ``name`` is implemented already, or declared
+            with other parameters, and ``overwrite`` is false; ``invalid-op-params`` for a
+            parameter that is not ``(type, default[, allowed])``.
+    """
+    key = DO_OP_IMPLS.key(name)
+
+    def decorate(fn: OpFn) -> OpFn:
+        declaration = None
+        if params is not None or doc is not None:
+            declared = vocab.DO_OPS.get(key, None)
+            declaration = vocab.DoOpSchema(
+                key,
+                params if params is not None else (declared.params if declared else {}),
+                doc if doc is not None else vocab.first_line(fn.__doc__),
+            )
+        return DO_OP_IMPLS.register(key, fn, overwrite=overwrite, declaration=declaration)
+
+    return decorate
 
 
 def redraw_other_class(
@@ -115,7 +164,7 @@ def adversarial(op: S.DoOp, x, y, *, original, **_):
     for start in range(0, x.shape[0], ADVERSARIAL_CHUNK):
         x0, y0 = x[start : start + ADVERSARIAL_CHUNK], y[start : start + ADVERSARIAL_CHUNK]
         x_adv = x0.clone()
-        for _ in range(steps):
+        for _step in range(steps):
             x_adv.requires_grad_(True)
             with torch.enable_grad():
                 loss = F.cross_entropy(original(x_adv), y0)
@@ -242,14 +291,15 @@ def materialise(
         if not node.is_derived:
             rows[StreamKey(name)] = _base_rows(node, data, split, device)
             continue
-        x, y = rows[StreamKey(node.derived_from)]
+        source = cast(str, node.derived_from)  # a derived node names its source
+        x, y = rows[StreamKey(source)]
         paired_y = None
         if node.paired_with:
-            perm = pairing(node.derived_from, node.paired_with)
+            perm = pairing(source, node.paired_with)
             x, y = x[perm], y[perm]
             paired_y = rows[StreamKey(node.paired_with)][1]
         for op in node.do:
-            x, y = DO_OP_IMPLS[op.op](
+            x, y = DO_OP_IMPLS.get(op.op)(
                 op,
                 x,
                 y,

@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from causalunlearn.atomic import atomic_open
-from causalunlearn.errors import CausalUnlearnWarning, DataError, did_you_mean
+from causalunlearn.errors import CausalUnlearnWarning, DataError
+from causalunlearn.registry import Registry
 
 __all__ = [
     "DATASETS",
@@ -71,6 +72,15 @@ class TensorData:
         mean: Per-channel mean subtracted during normalisation (input scaled to [0, 1] first).
         std: Per-channel standard deviation divided out during normalisation.
         source: Where the data was read from (a path, or a short description).
+        train_index: For a dataset whose train/test split is the toolkit's own (``digits``):
+            the row of the source (``sklearn.datasets.load_digits()``) that each training row
+            is, int64 of length N; ``None`` where the split is the dataset's own files, rows in
+            the files' order (see ``docs/concepts.md``, *Built-in datasets*). A copy made with
+            other rows by :func:`dataclasses.replace` (a validation view) has ``None`` unless
+            it is given new indices.
+        test_index: The same for the test rows.
+        index_rows: Internal: the tensors the indices were given with (detects indices carried
+            over onto other rows by :func:`dataclasses.replace`).
     """
 
     name: str
@@ -82,6 +92,9 @@ class TensorData:
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
     source: str = ""
+    train_index: np.ndarray | None = field(default=None, repr=False)
+    test_index: np.ndarray | None = field(default=None, repr=False)
+    index_rows: tuple[object, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):
@@ -107,6 +120,32 @@ class TensorData:
                 "resize both splits to the same shape",
             )
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        self._check_indices()
+
+    def _check_indices(self) -> None:
+        """Validate ``train_index``/``test_index``; drop those carried onto other rows."""
+        rows = self.index_rows
+        for side, part in enumerate(("train", "test")):
+            index, x = getattr(self, f"{part}_index"), getattr(self, f"{part}_x")
+            if index is None:
+                continue
+            if rows is not None and x is not rows[side] and index is rows[2 + side]:
+                # ``replace(data, train_x=other rows)`` kept the old mapping: it is not theirs.
+                object.__setattr__(self, f"{part}_index", None)
+                continue
+            array = np.array(index, dtype=np.int64, copy=True).reshape(-1)
+            if array.shape[0] != x.shape[0]:
+                raise DataError(
+                    "bad-dataset",
+                    f"dataset {self.name!r}: {part}_index has {array.shape[0]} entries for "
+                    f"{x.shape[0]} {part} rows",
+                    "give one source row index per row (or leave it out)",
+                )
+            array.setflags(write=False)
+            object.__setattr__(self, f"{part}_index", array)
+        object.__setattr__(
+            self, "index_rows", (self.train_x, self.test_x, self.train_index, self.test_index)
+        )
 
     @property
     def num_classes(self) -> int:
@@ -131,6 +170,10 @@ class TensorData:
         """
         device = torch.device(device)
         moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
+        # The same rows: the source row indices stay (given anew, so they are kept).
+        for k in ("train_index", "test_index"):
+            index = getattr(self, k)
+            moved[k] = None if index is None else index.copy()
         return replace(self, **moved)
 
     def __repr__(self) -> str:
@@ -144,14 +187,21 @@ class TensorData:
 # --------------------------------------------------------------------------------------------
 # Registry
 
-#: Dataset loaders by name. Prefer :func:`register_dataset` to adding entries by hand.
-DATASETS: dict[str, Callable[..., TensorData]] = {}
-
 _LOADER_OPTIONS = ("data_root", "download", "cache_dir", "progress")
 
 
 def _key(name: str) -> str:
     return str(name).strip().lower().replace("_", "-")
+
+
+#: Dataset loaders by name (case-insensitive, ``_`` equals ``-``). Add with
+#: :func:`register_dataset`.
+DATASETS: Registry[Callable[..., TensorData]] = Registry(
+    "dataset",
+    error=DataError,
+    key=_key,
+    hint="register your own with causalunlearn.data.register_dataset",
+)
 
 
 def register_dataset(
@@ -171,34 +221,14 @@ def register_dataset(
 
     Args:
         name: Name to register.
-        overwrite: Replace an existing loader of another function. Re-registering the same
-            function (same module and qualified name, e.g. a re-run notebook cell) always
-            replaces it.
+        overwrite: Replace a loader registered under ``name`` (e.g. when re-running a notebook
+            cell); without it a taken name is an error, as in every registry.
 
     Raises:
-        DataError: ``duplicate-dataset`` if the name is taken and ``overwrite`` is false.
+        DataError: ``invalid-dataset-name`` for an empty name; ``duplicate-dataset`` if the name
+            is taken and ``overwrite`` is false.
     """
-    key = _key(name)
-    if not key:
-        raise DataError("bad-dataset", "a dataset name must not be empty", "give it a name")
-
-    def decorate(loader: Callable[..., TensorData]) -> Callable[..., TensorData]:
-        old = DATASETS.get(key)
-        same = old is not None and (
-            getattr(old, "__module__", None),
-            getattr(old, "__qualname__", None),
-        ) == (getattr(loader, "__module__", None), getattr(loader, "__qualname__", None))
-        if old is not None and not same and not overwrite:
-            raise DataError(
-                "duplicate-dataset",
-                f"a dataset named {key!r} is already registered ({old.__module__}."
-                f"{old.__qualname__})",
-                "choose another name, or pass overwrite=True to replace it",
-            )
-        DATASETS[key] = loader
-        return loader
-
-    return decorate
+    return DATASETS.register(name, overwrite=overwrite)
 
 
 def load_dataset(
@@ -231,7 +261,7 @@ def load_dataset(
             loader raises (``missing-data-root``, ``data-not-found``, ``corrupt-data-file``...).
     """
     key = _key(name)
-    loader = DATASETS.get(key)
+    loader = DATASETS.get(key, None)
     if loader is None:
         from causalunlearn.data.views import parse_view_name, validation_view
 
@@ -241,12 +271,7 @@ def load_dataset(
                 view[0], data_root, download=download, cache_dir=cache_dir, progress=progress
             )
             return validation_view(base, view[1], view[2])
-        raise DataError(
-            "unknown-dataset",
-            f"no dataset named {name!r}; registered: {', '.join(sorted(DATASETS))}",
-            did_you_mean(key, DATASETS)
-            or "register your own with causalunlearn.data.register_dataset",
-        )
+        raise DATASETS.unknown_error(name)
     options = {
         "data_root": resolve_data_root(data_root),
         "download": bool(download),
@@ -403,8 +428,12 @@ def load_digits_dataset() -> TensorData:
     """scikit-learn's 8×8 digits (1,797 images, no files needed).
 
     Pixels (0..16) are divided by 16, then standardised with the *training* set's scalar mean
-    and standard deviation. The train/test split is stratified, 80/20, with the fixed seed
-    :data:`DIGITS_SPLIT_SEED` (0) so that it is the same everywhere: 1,437 train, 360 test.
+    and standard deviation (population std, over all pixels of all training images). The
+    train/test split is the toolkit's own: ``train_test_split(arange(1797), test_size=0.2,
+    stratify=target, random_state=DIGITS_SPLIT_SEED)`` (seed 0), each side sorted, so that it is
+    the same everywhere: 1,437 train, 360 test. ``train_index``/``test_index`` give the row of
+    ``load_digits()`` that each row is (training row ``i`` is ``load_digits().images[
+    train_index[i]]``), so forget IDs and a checkpoint trained on another split can be mapped.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -434,4 +463,6 @@ def load_digits_dataset() -> TensorData:
         mean=(mean,),
         std=(std,),
         source="sklearn.datasets.load_digits",
+        train_index=train_i,
+        test_index=test_i,
     )

@@ -9,8 +9,9 @@ part of the package that needs a field's type, default, allowed values or bounds
 - the value checks of graphs built in Python (:func:`~causalunlearn.graph.validate.check_graph`)
   and the bounds of the semantic checks (``lr > 0``, ``keep`` in (0, 1]);
 - :func:`~causalunlearn.graph.parse.graph_to_dict`, which leaves out fields at their default;
-- the parameters of do-operations (:func:`do_fields`, from :data:`~causalunlearn.graph.spec.DO_OPS`)
-  and of non-training methods (:class:`~causalunlearn.methods.registry.Param` is a :class:`Field`);
+- the parameters of do-operations (:func:`do_fields`, from
+  :data:`~causalunlearn.graph.vocab.DO_OPS`) and of non-training methods
+  (:class:`~causalunlearn.methods.registry.Param` is a :class:`Field`);
 - ``tests/test_docs.py``: every field here is documented in ``docs/graph-format.md``.
 
 Adding a stage field is one line in :class:`~causalunlearn.graph.spec.Stage` and one line in
@@ -25,6 +26,8 @@ from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
 from causalunlearn.graph import spec as S
+from causalunlearn.graph import vocab
+from causalunlearn.registry import Registry
 
 #: ``Field.kind`` of a list of names (``zip: [forget, retain]``): a tuple of str in Python.
 NAMES = "names"
@@ -70,8 +73,10 @@ class Field:
         optional: ``None`` is a valid value (a Python-built graph, a method parameter).
         minimum: Smallest valid number (inclusive), if any.
         exclusive_minimum: ``minimum`` itself is not valid.
-        choices: The valid values, or the name of a tuple in :mod:`~causalunlearn.graph.spec`
-            that holds them (read when checking: registries extend those tuples at run time).
+        choices: The valid values: a tuple, the name of a tuple in
+            :mod:`~causalunlearn.graph.spec`, or a live registry of
+            :mod:`~causalunlearn.graph.vocab` (read when checking, so a kind registered later
+            counts).
         maximum: Largest valid number (inclusive), if any.
         finite: Floats must be finite (every float of the graph format).
         required: The YAML reader reports a missing key (``missing-field``).
@@ -86,7 +91,7 @@ class Field:
     optional: bool = False
     minimum: float | None = None
     exclusive_minimum: bool = False
-    choices: tuple[Any, ...] | str | None = None
+    choices: tuple[Any, ...] | str | Registry[Any] | None = None
     maximum: float | None = None
     finite: bool = False
     required: bool = False
@@ -94,7 +99,7 @@ class Field:
     node_kinds: tuple[str, ...] | None = None
 
     @property
-    def allowed(self) -> tuple[Any, ...] | None:
+    def allowed(self) -> tuple[Any, ...] | Registry[Any] | None:
         """The valid values now (``None``: any value of the right type)."""
         if isinstance(self.choices, str):
             return getattr(S, self.choices)
@@ -187,7 +192,7 @@ TABLE: dict[type, dict[str, Field]] = {
         ),
     },
     S.Reference: {
-        "kind": _f(str, choices="REFERENCE_KINDS"),
+        "kind": _f(str, choices=vocab.REFERENCES),
         "stream": _f(str, optional=True),
         "distribution": _f(str, optional=True, choices="DISTRIBUTIONS"),
         "align": _f(str, choices="ALIGNS"),
@@ -195,7 +200,7 @@ TABLE: dict[type, dict[str, Field]] = {
         "seed": _f(int),
     },
     S.Divergence: {
-        "kind": _f(str, choices="DIVERGENCE_KINDS", required=True),
+        "kind": _f(str, choices=vocab.DIVERGENCES, required=True),
         "direction": _f(str, choices="DIRECTIONS"),
         "softmax_over": _f(str, choices="SOFTMAX_AXES"),
         "temperature": _f(float, minimum=0.0, exclusive_minimum=True),
@@ -261,9 +266,9 @@ def _complete(table: dict[type, dict[str, Field]]) -> dict[type, dict[str, Field
             )
         complete = {}
         for name, entry in entries.items():
-            default = declared[name].default
+            default: Any = declared[name].default
             if default is MISSING and declared[name].default_factory is not MISSING:
-                default = declared[name].default_factory()
+                default = declared[name].default_factory()  # type: ignore[operator]  # not MISSING
             if default is MISSING:
                 default = REQUIRED
             complete[name] = replace(entry, default=default, finite=entry.kind is float)
@@ -304,14 +309,16 @@ def node_keys(kind: str) -> tuple[str, ...]:
 def reference_keys() -> tuple[str, ...]:
     """The keys of a YAML reference: one kind (``{original: stream}``) plus its modifiers."""
     modifiers = (n for n in TABLE[S.Reference] if n not in ("kind", "stream", "distribution"))
-    return (*S.REFERENCE_KINDS, *modifiers)
+    return (*vocab.REFERENCES.names(), *modifiers)
 
 
 def do_fields(op: str) -> dict[str, Field]:
-    """The parameters of do-operation ``op`` (from :data:`~causalunlearn.graph.spec.DO_OPS`)."""
+    """The parameters of do-operation ``op`` (from :data:`~causalunlearn.graph.vocab.DO_OPS`;
+    none for an unknown one)."""
+    declared = vocab.DO_OPS.get(op, None) if isinstance(op, str) else None
     return {
-        name: Field(kind, default, choices=choices, finite=kind is float)
-        for name, (kind, default, choices) in S.DO_OPS.get(op, {}).items()
+        name: Field(p.kind, p.default, choices=p.choices, finite=p.kind is float)
+        for name, p in (declared.params.items() if declared else ())
     }
 
 
@@ -319,6 +326,6 @@ def documented() -> dict[str, tuple[str, ...]]:
     """Every YAML key of the format by section, as ``docs/graph-format.md`` must list them."""
     sections = {cls.__name__: keys(cls) for cls in TABLE if cls is not S.Reference}
     sections["Reference"] = reference_keys()
-    for op, params in S.DO_OPS.items():
-        sections[f"do:{op}"] = (op, *params)
+    for op, declared in vocab.DO_OPS.items():
+        sections[f"do:{op}"] = (op, *declared.params)
     return sections

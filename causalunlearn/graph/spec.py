@@ -21,46 +21,28 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
+from causalunlearn.graph import vocab
+
 FORMAT = "causalunlearn.graph/v1"
 
 NODE_KINDS = ("data", "representation", "output", "parameters")
 SPLITS = ("forget", "retain", "test", "train")
 SAMPLES = ("all", "same_size_as_forget")
-REFERENCE_KINDS = ("original", "labels", "random_model", "distribution")
 ALIGNS = ("same", "paired")
 DISTRIBUTIONS = ("uniform",)
-DIVERGENCE_KINDS = ("kl", "cross_entropy", "mse", "l1")
 DIRECTIONS = ("reference_to_model", "model_to_reference")
 SOFTMAX_AXES = ("features", "classes", "none")
 REDUCTIONS = ("sum", "mean", "batchmean")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 MASK_KINDS = ("gradient_saliency",)
 
-#: Do-operations a derived data node may carry: ``op -> {param: (type, default, allowed)}``.
-#: ``allowed`` is ``None`` for free values. The torch-side implementations live in
-#: ``causalunlearn.compile.materialise``.
-DO_OPS: dict[str, dict[str, tuple[type, Any, tuple[Any, ...] | None]]] = {
-    "add_noise": {
-        "dist": (str, "uniform", ("uniform", "gaussian")),
-        "low": (float, 0.0, None),
-        "high": (float, 1.0, None),
-        "std": (float, 1.0, None),
-        "space": (str, "model_input", ("model_input",)),
-        "clip": (bool, False, None),
-    },
-    "relabel": {
-        "avoid": (str, "paired_label", ("paired_label", "own_label", "none")),
-        "draw": (str, "uniform_other_classes", ("uniform_other_classes", "uniform")),
-    },
-    "adversarial": {
-        "model": (str, "original", ("original",)),
-        "attack": (str, "fgsm", ("fgsm", "pgd")),
-        "eps": (float, 0.1, None),
-        "steps": (int, 1, None),
-        "step_size": (float, 0.1, None),
-        "label": (str, "prediction", ("prediction",)),
-    },
-}
+#: The open vocabularies: reference kinds, divergence kinds and do-operations (``op -> schema``
+#: with each parameter's type, default and allowed values), as the live registries of
+#: :mod:`causalunlearn.graph.vocab` (the same objects, never rebound; registering a new kind
+#: adds to them). The torch-side implementations live in ``causalunlearn.compile``.
+REFERENCE_KINDS = vocab.REFERENCES
+DIVERGENCE_KINDS = vocab.DIVERGENCES
+DO_OPS = vocab.DO_OPS
 
 
 @dataclass(frozen=True)
@@ -68,7 +50,7 @@ class DoOp:
     """One do-operation that makes a derived data node (applied in order, once, before training).
 
     Attributes:
-        op: Operation name, a key of :data:`DO_OPS` (``add_noise``, ``relabel``, ``adversarial``).
+        op: Operation name, one of :data:`DO_OPS` (``add_noise``, ``relabel``, ``adversarial``).
         params: The operation's parameters as sorted ``(name, value)`` pairs, defaults filled in.
     """
 
@@ -80,13 +62,13 @@ class DoOp:
         for key, value in self.params:
             if key == name:
                 return value
-        return DO_OPS[self.op][name][1]
+        return DO_OPS.get(self.op).default(name)
 
     @classmethod
     def make(cls, op: str, **params: Any) -> DoOp:
         """Build a do-operation from keyword parameters, filling in defaults."""
-        spec = DO_OPS.get(op, {})
-        full = {name: default for name, (_, default, _) in spec.items()}
+        spec = DO_OPS.get(op, None)
+        full = {name: p.default for name, p in spec.params.items()} if spec else {}
         full.update(params)
         return cls(op, tuple(sorted(full.items())))
 

@@ -11,13 +11,12 @@ validating a method entry file stays instant, like the graph layer.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from causalunlearn.errors import CausalUnlearnError, did_you_mean
 from causalunlearn.graph.schema import Field
+from causalunlearn.registry import Registry
 
 #: Built-in methods: name → module that registers it when imported (imported on first use).
 BUILTIN_MODULES = {"ssd": "causalunlearn.methods.ssd"}
@@ -78,11 +77,18 @@ class RegisteredMethod:
         return {k: p.default for k, p in self.params.items()}
 
 
-_REGISTRY: dict[str, RegisteredMethod] = {}
+#: The registered methods by name (the built-ins of :data:`BUILTIN_MODULES` are registered when
+#: their module is first needed).
+METHODS: Registry[RegisteredMethod] = Registry(
+    "method",
+    hint="register it with @register_method",
+    describe=lambda method: f"{method.fn.__module__}.{method.fn.__qualname__}",
+    lazy=BUILTIN_MODULES,
+)
 
 
 def register_method(
-    name: str, params: Mapping[str, Param] | None = None
+    name: str, params: Mapping[str, Param] | None = None, *, overwrite: bool = False
 ) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
     """Decorator: register ``fn`` as the method ``name`` with its declared ``params``.
 
@@ -94,18 +100,19 @@ def register_method(
                 p.data.mul_(params["factor"])
             return {}
 
+    Args:
+        name: The name entry files use (``method: <name>``).
+        params: The declared parameters by name.
+        overwrite: Replace a method registered under ``name``.
+
     Raises:
-        CausalUnlearnError: ``duplicate-method`` when ``name`` is already registered.
+        CausalUnlearnError: ``duplicate-method`` when ``name`` is already registered and
+            ``overwrite`` is false.
     """
+    key = METHODS.key(name)
 
     def decorate(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
-            raise CausalUnlearnError(
-                "duplicate-method",
-                f"a method named '{name}' is already registered",
-                "choose another name",
-            )
-        _REGISTRY[name] = RegisteredMethod(name, fn, dict(params or {}))
+        METHODS.register(key, RegisteredMethod(key, fn, dict(params or {})), overwrite=overwrite)
         return fn
 
     return decorate
@@ -113,7 +120,7 @@ def register_method(
 
 def method_names() -> list[str]:
     """Names of every available method (built-in and registered), sorted."""
-    return sorted(set(_REGISTRY) | set(BUILTIN_MODULES))
+    return sorted(METHODS.names())
 
 
 def get_method(name: str) -> RegisteredMethod:
@@ -122,12 +129,4 @@ def get_method(name: str) -> RegisteredMethod:
     Raises:
         CausalUnlearnError: ``unknown-method`` with a did-you-mean hint.
     """
-    if name not in _REGISTRY and name in BUILTIN_MODULES:
-        importlib.import_module(BUILTIN_MODULES[name])
-    if name not in _REGISTRY:
-        raise CausalUnlearnError(
-            "unknown-method",
-            f"no method named '{name}'",
-            did_you_mean(name, method_names()) or "register it with @register_method",
-        )
-    return _REGISTRY[name]
+    return METHODS.get(name)

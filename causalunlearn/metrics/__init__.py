@@ -28,6 +28,7 @@ from causalunlearn.metrics.mia import (
     mia_sorted_softmax_from_logits,
     mia_sorted_softmax_from_model,
     mia_split_rows,
+    register_attacker,
     sorted_softmax_features,
 )
 from causalunlearn.metrics.mia_more import (
@@ -70,6 +71,7 @@ __all__ = [
     "mia_split_rows",
     "predict",
     "prediction_entropy",
+    "register_attacker",
     "relearn_time",
     "relearning_curve",
     "softmax_probabilities",

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from causalunlearn.errors import CausalUnlearnError, did_you_mean
+from causalunlearn.registry import Registry
 
 MIN_ATTACK_ROWS = 10
 """Fewest rows per class (member / non-member) in the attacker's training or scoring set."""
@@ -119,22 +120,32 @@ def _xgboost(seed: int) -> Any:
     )
 
 
-MIA_ATTACKERS: dict[str, Callable[[int], Any]] = {
-    "gbdt": _hist_gradient_boosting,
-    "xgboost": _xgboost,
-}
+MIA_ATTACKERS: Registry[Callable[[int], Any]] = Registry(
+    "attacker",
+    label="membership-inference attacker",
+    hint="register one with causalunlearn.metrics.register_attacker",
+)
 """Attacker registry: name → ``factory(seed)`` returning an unfitted classifier (fit/predict)."""
+MIA_ATTACKERS.register("gbdt", _hist_gradient_boosting)
+MIA_ATTACKERS.register("xgboost", _xgboost)
+
+
+def register_attacker(
+    name: str, *, overwrite: bool = False
+) -> Callable[[Callable[[int], Any]], Callable[[int], Any]]:
+    """Decorator: register ``factory(seed)`` (an unfitted classifier with ``fit``/``predict``) as
+    the membership-inference attacker ``name`` (``attacker=name`` in :func:`mia_sorted_softmax`).
+
+    Raises:
+        CausalUnlearnError: ``duplicate-attacker`` when ``name`` is taken and ``overwrite`` is
+            false.
+    """
+    return MIA_ATTACKERS.register(name, overwrite=overwrite)
 
 
 def _make_attacker(attacker: Any, seed: int) -> tuple[Any, str]:
     if isinstance(attacker, str):
-        if attacker not in MIA_ATTACKERS:
-            raise CausalUnlearnError(
-                "unknown-attacker",
-                f"no membership-inference attacker named '{attacker}'",
-                did_you_mean(attacker, MIA_ATTACKERS),
-            )
-        return MIA_ATTACKERS[attacker](seed), attacker
+        return MIA_ATTACKERS.get(attacker)(seed), attacker
     if hasattr(attacker, "fit") and hasattr(attacker, "predict"):
         if hasattr(attacker, "get_params"):
             from sklearn.base import clone

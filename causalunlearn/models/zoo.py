@@ -25,12 +25,28 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from causalunlearn.atomic import atomic_open
-from causalunlearn.errors import ModelError, did_you_mean
+from causalunlearn.errors import ModelError
+from causalunlearn.registry import Registry
 
 ModelFactory = Callable[[int, tuple[int, ...]], nn.Module]
 """A callable ``factory(num_classes, input_shape) -> nn.Module`` (a model class qualifies)."""
 
-MODELS: dict[str, ModelFactory] = {}
+
+def _check_factory(name: str, factory: ModelFactory) -> None:
+    if not callable(factory):
+        raise ModelError(
+            "invalid-model-factory",
+            f"register_model('{name}') needs a class or a callable, got {type(factory).__name__}",
+            "decorate a class or function taking (num_classes, input_shape)",
+        )
+
+
+MODELS: Registry[ModelFactory] = Registry(
+    "model",
+    error=ModelError,
+    hint="register your own with @register_model(name)",
+    check=_check_factory,
+)
 """The model registry: name → factory. Add to it with :func:`register_model`."""
 
 
@@ -59,33 +75,10 @@ def register_model(name: str, *, overwrite: bool = False) -> Callable[[ModelFact
 
     Raises:
         ModelError: ``invalid-model-name`` for an empty or non-string name; ``duplicate-model``
-            when ``name`` is taken and ``overwrite`` is false.
+            when ``name`` is taken and ``overwrite`` is false; ``invalid-model-factory`` for
+            something that is not callable.
     """
-    if not isinstance(name, str) or not name.strip():
-        raise ModelError(
-            "invalid-model-name",
-            f"a model name must be a non-empty string, got {name!r}",
-            "pass a name such as 'my-net' to register_model",
-        )
-    if name in MODELS and not overwrite:
-        raise ModelError(
-            "duplicate-model",
-            f"a model named '{name}' is already registered ({_describe(MODELS[name])})",
-            "choose another name, or pass overwrite=True to replace it",
-        )
-
-    def decorator(factory: ModelFactory) -> ModelFactory:
-        if not callable(factory):
-            raise ModelError(
-                "invalid-model-factory",
-                f"register_model('{name}') needs a class or a callable, got"
-                f" {type(factory).__name__}",
-                "decorate a class or function taking (num_classes, input_shape)",
-            )
-        MODELS[name] = factory
-        return factory
-
-    return decorator
+    return MODELS.register(name, overwrite=overwrite)
 
 
 def build_model(
@@ -116,12 +109,7 @@ def build_model(
         ModelError: ``unknown-model`` (with a did-you-mean hint), ``invalid-num-classes``,
             ``invalid-input-shape``, ``invalid-seed``, ``invalid-model-factory``.
     """
-    if name not in MODELS:
-        raise ModelError(
-            "unknown-model",
-            f"no model named '{name}'",
-            _join(did_you_mean(str(name), MODELS), "register your own with @register_model(name)"),
-        )
+    factory = MODELS.get(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ModelError(
             "invalid-num-classes",
@@ -137,7 +125,6 @@ def build_model(
             f"seed must be None or a non-negative integer below 2**63, got {seed!r}",
             "pass e.g. seed=0",
         )
-    factory = MODELS[name]
     if seed is None:
         model = factory(num_classes, shape)
     else:
@@ -413,12 +400,3 @@ def load_state(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _describe(factory: object) -> str:
-    module = getattr(factory, "__module__", "?")
-    return f"{module}.{getattr(factory, '__qualname__', repr(factory))}"
-
-
-def _join(*parts: str) -> str:
-    return "; ".join(p for p in parts if p).replace("?; ", "? ")
