@@ -35,7 +35,7 @@ from causalunlearn.studies.tuning import (
     tune,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAMU = ROOT / "graphs" / "camu.yaml"
 NEGGRAD = ROOT / "graphs" / "baselines" / "neggrad.yaml"
 SCRUB = ROOT / "graphs" / "baselines" / "scrub.yaml"

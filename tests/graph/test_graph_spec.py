@@ -40,7 +40,7 @@ from causalunlearn.graph import (
 )
 from causalunlearn.graph.yamlio import load_yaml_text
 
-GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 CAMU = GRAPHS / "camu.yaml"
 ABLATIONS = sorted((GRAPHS / "ablations").glob("*.yaml"))
 CAMU_TEXT = CAMU.read_text()
@@ -643,7 +643,7 @@ def test_graph_objects_are_frozen():
 
 
 # The directory of invalid graphs ----------------------------------------------------------------
-INVALID = sorted((Path(__file__).resolve().parent / "invalid_graphs").glob("*.yaml"))
+INVALID = sorted((Path(__file__).resolve().parents[1] / "invalid_graphs").glob("*.yaml"))
 
 
 def _expected_codes(path: Path) -> set[str]:
@@ -675,7 +675,7 @@ def test_invalid_graphs_cover_every_required_code():
 
 def test_cycle_message_names_the_cycle():
     with pytest.raises(GraphError) as info:
-        load_graph(Path(__file__).resolve().parent / "invalid_graphs" / "cycle.yaml")
+        load_graph(Path(__file__).resolve().parents[1] / "invalid_graphs" / "cycle.yaml")
     (problem,) = info.value.problems
     names = problem.message.split(": ", 1)[1].split(" → ")
     assert names[0] == names[-1]
@@ -683,7 +683,7 @@ def test_cycle_message_names_the_cycle():
 
 
 def test_several_problems_come_in_one_exception():
-    path = Path(__file__).resolve().parent / "invalid_graphs" / "several-problems.yaml"
+    path = Path(__file__).resolve().parents[1] / "invalid_graphs" / "several-problems.yaml"
     with pytest.raises(GraphError) as info:
         load_graph(path)
     text = str(info.value)
@@ -700,7 +700,7 @@ def test_several_problems_come_in_one_exception():
 def test_diff_reports_a_dropped_preset_entry_as_removed():
     from causalunlearn.graph import graph_diff, load_graph, remove_intervention
 
-    base = load_graph(Path(__file__).resolve().parents[1] / "graphs" / "camu.yaml")
+    base = load_graph(Path(__file__).resolve().parents[2] / "graphs" / "camu.yaml")
     ablated = remove_intervention(remove_intervention(base, "keep_retain_z"), "cut_forget_z")
     changes = {c.path: c.kind for c in graph_diff(base, ablated)}
     assert changes["presets.mnist-class.stages.representation.lr"] == "removed"

@@ -19,7 +19,7 @@ from causalunlearn.graph import spec as S
 from causalunlearn.graph import validate as V
 from causalunlearn.methods.registry import Param
 
-GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 CAMU = GRAPHS / "camu.yaml"
 ABLATION = GRAPHS / "ablations" / "no-cut-forget-z.yaml"
 

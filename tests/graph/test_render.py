@@ -22,10 +22,10 @@ from causalunlearn.graph import load_graph, remove_intervention, set_stage, set_
 from causalunlearn.graph.causal import classify
 from causalunlearn.graph.render import mimebundle, render, to_dot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAMU = ROOT / "graphs" / "camu.yaml"
 ABLATIONS = ROOT / "graphs" / "ablations"
-SPECS = Path(__file__).resolve().parents[1] / "graphs" / "baselines"
+SPECS = Path(__file__).resolve().parents[2] / "graphs" / "baselines"
 
 
 def needs_dot(test):

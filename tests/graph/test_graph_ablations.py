@@ -24,7 +24,7 @@ from causalunlearn.graph import (
     with_preset,
 )
 
-GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 CAMU = GRAPHS / "camu.yaml"
 ABLATIONS = sorted((GRAPHS / "ablations").glob("*.yaml"))
 

@@ -13,7 +13,7 @@ import pytest
 
 from causalunlearn.graph import DoOp, Graph, Mask, Reference, load_graph
 
-BASELINES = Path(__file__).resolve().parents[1] / "graphs" / "baselines"
+BASELINES = Path(__file__).resolve().parents[2] / "graphs" / "baselines"
 #: The baselines whose fields this file asserts (ssd.yaml is a method entry, not a graph).
 GRAPHS = "bad-teacher boundary-shrink l1-sparse neggrad neggrad-plus salun scrub".split()
 

@@ -24,7 +24,7 @@ from causalunlearn.engine.loop import run_schedule
 from causalunlearn.graph import load_graph, remove_intervention
 from causalunlearn.models.zoo import build_model
 
-CAMU = Path(__file__).resolve().parents[1] / "graphs" / "camu.yaml"
+CAMU = Path(__file__).resolve().parents[2] / "graphs" / "camu.yaml"
 
 
 def _rep(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

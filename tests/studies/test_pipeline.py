@@ -21,7 +21,7 @@ from causalunlearn.models.zoo import build_model, save_state
 from causalunlearn.recipes import Recipe
 from causalunlearn.studies.experiment import RunSettings, markdown_table, run_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAMU = ROOT / "graphs" / "camu.yaml"
 FAST = Recipe(epochs=5)
 

@@ -17,9 +17,9 @@ import pytest
 from causalunlearn.graph import load_graph, remove_intervention
 from causalunlearn.graph.causal import causal_check, classify, to_networkx, to_pgmpy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAMU = ROOT / "graphs" / "camu.yaml"
-SPECS = Path(__file__).resolve().parents[1] / "graphs" / "baselines"
+SPECS = Path(__file__).resolve().parents[2] / "graphs" / "baselines"
 
 FINE_TUNE = """\
 format: causalunlearn.graph/v1

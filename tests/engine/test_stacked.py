@@ -22,7 +22,7 @@ from causalunlearn.graph import load_graph
 from causalunlearn.graph.edit import remove_intervention, set_stage, set_weight
 from causalunlearn.studies.entries import load_method_file
 
-GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 CAMU = GRAPHS / "camu.yaml"
 LOSS_RTOL = 1e-5
 WEIGHT_ATOL = 1e-5

@@ -29,7 +29,7 @@ from causalunlearn.graph import load_graph
 from causalunlearn.models.zoo import build_model
 from causalunlearn.recipes import Recipe
 
-GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 CAMU = GRAPHS / "camu.yaml"
 LOSS_RTOL = 1e-5
 WEIGHT_ATOL = 1e-5

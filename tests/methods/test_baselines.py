@@ -27,7 +27,7 @@ from causalunlearn.engine.verbs import saliency_masks, unlearn
 from causalunlearn.graph import load_graph
 from causalunlearn.metrics.accuracy import accuracy_report, predict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASELINES = ROOT / "graphs" / "baselines"
 NAMES = (
     "finetune",

@@ -33,7 +33,7 @@ from causalunlearn.methods import (
 from causalunlearn.methods.ssd import dampen_, fisher_importance, importance_rows
 from causalunlearn.metrics.accuracy import accuracy_report, predict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SSD = ROOT / "graphs" / "baselines" / "ssd.yaml"
 CAMU = ROOT / "graphs" / "camu.yaml"
 

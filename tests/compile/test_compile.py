@@ -24,7 +24,7 @@ from causalunlearn.graph import Divergence, load_graph
 from causalunlearn.graph import spec as S
 from causalunlearn.models.zoo import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAMU = ROOT / "graphs" / "camu.yaml"
 
 

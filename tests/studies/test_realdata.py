@@ -14,7 +14,7 @@ from causalunlearn.graph import load_graph
 from causalunlearn.recipes import Recipe
 from causalunlearn.studies.experiment import RunSettings, run_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA_ROOT = os.environ.get("CAUSALUNLEARN_DATA_ROOT")
 
 pytestmark = [

@@ -15,7 +15,7 @@ from causalunlearn.errors import GraphError
 from causalunlearn.graph import load_graph
 from causalunlearn.methods import MethodEntry, load_any, resolve_source, shipped_graphs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "graphs"
 
 
