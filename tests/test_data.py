@@ -208,7 +208,7 @@ def test_source_row_indices_follow_the_rows_or_are_dropped():
     view = validation_view(d, 0.2, 100)
     assert view.train_index is None and view.test_index is None
     assert dataclasses.replace(d, test_x=d.test_x[:10], test_y=d.test_y[:10]).test_index is None
-    assert dataclasses.replace(d, name="renamed").train_index is d.train_index
+    assert np.array_equal(dataclasses.replace(d, name="renamed").train_index, d.train_index)
     # ... and a mapping given with them is kept, and checked.
     first = dataclasses.replace(
         d, test_x=d.test_x[:10], test_y=d.test_y[:10], test_index=d.test_index[:10]
