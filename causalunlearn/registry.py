@@ -278,7 +278,7 @@ class Implementations(Registry[T], Generic[T, K]):
         self._declare = declare
         self._declared: set[str] = set()
 
-    def register(  # type: ignore[override]
+    def register(
         self,
         name: str,
         value: Any = _MISSING,

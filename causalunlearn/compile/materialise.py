@@ -86,7 +86,7 @@ def register_do_op(
         declaration = None
         if params is not None or doc is not None:
             declared = vocab.DO_OPS.get(key, None)
-            declaration = vocab.DoOpSchema(
+            declaration = vocab.DoOpSchema.of(
                 key,
                 params if params is not None else (declared.params if declared else {}),
                 doc if doc is not None else vocab.first_line(fn.__doc__),

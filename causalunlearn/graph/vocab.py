@@ -64,11 +64,17 @@ class DoOpSchema:
     params: Mapping[str, DoParam] = field(default_factory=dict)
     doc: str = field(default="", compare=False)
 
+    @classmethod
+    def of(cls, name: str, params: Mapping[str, tuple[Any, ...]], doc: str = "") -> DoOpSchema:
+        """A schema from plain ``(type, default[, allowed values])`` tuples (checked)."""
+        return cls(name, params, doc)  # type: ignore[arg-type]  # __post_init__ converts them
+
     def __post_init__(self) -> None:
-        params = {}
-        for pname, spec in dict(self.params).items():
+        params: dict[str, DoParam] = {}
+        for pname, raw in dict(self.params).items():
+            spec: DoParam | None
             try:
-                spec = DoParam(*spec)
+                spec = DoParam(*raw)
             except TypeError:
                 spec = None
             if spec is None or spec.kind not in _PARAM_KINDS or not isinstance(pname, str):
