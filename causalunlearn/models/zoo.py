@@ -107,7 +107,10 @@ def build_model(
 
     Raises:
         ModelError: ``unknown-model`` (with a did-you-mean hint), ``invalid-num-classes``,
-            ``invalid-input-shape``, ``invalid-seed``, ``invalid-model-factory``.
+            ``invalid-input-shape``, ``invalid-seed``, ``invalid-model-factory``;
+            ``model-contract`` when the registered factory cannot be called as
+            ``factory(num_classes, input_shape)`` (see :data:`MODEL_CONTRACT`), and
+            ``model-build-failed`` when it raises (the factory's exception is the cause).
     """
     factory = MODELS.get(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
@@ -125,14 +128,15 @@ def build_model(
             f"seed must be None or a non-negative integer below 2**63, got {seed!r}",
             "pass e.g. seed=0",
         )
+    check_model_contract(name, factory)
     if seed is None:
-        model = factory(num_classes, shape)
+        model = _call_factory(name, factory, num_classes, shape)
     else:
         # Only the CPU generator is forked and seeded: models are built on the CPU, and seeding CUDA
         # generators here would change the caller's CUDA random state.
         with torch.random.fork_rng(devices=[]):
             torch.random.default_generator.manual_seed(seed)
-            model = factory(num_classes, shape)
+            model = _call_factory(name, factory, num_classes, shape)
     if not isinstance(model, nn.Module):
         raise ModelError(
             "invalid-model-factory",
@@ -142,6 +146,70 @@ def build_model(
     if device is not None:
         model = model.to(device)
     return model
+
+
+#: What a registered model factory (or model class) must accept and return, in words.
+MODEL_CONTRACT = (
+    "a registered model is a class or callable called as factory(num_classes, input_shape)"
+    " (num_classes: an int >= 2; input_shape: one input's shape without the batch dimension,"
+    " e.g. (1, 28, 28)) that returns a torch.nn.Module built on the CPU whose forward(x) returns"
+    " logits of shape (batch, num_classes)"
+)
+
+
+def check_model_contract(name: str, factory: ModelFactory) -> None:
+    """Check that ``factory`` can be called as ``factory(num_classes, input_shape)``.
+
+    Read from its signature, without calling it: a class whose ``__init__`` takes other
+    arguments (``def __init__(self)``, ``def __init__(self, hidden, num_classes)`` with
+    ``hidden`` required, keyword-only ``num_classes``) is refused before anything is built. A
+    callable whose signature cannot be read (a C extension) is let through.
+
+    Args:
+        name: The registry name (for the message).
+        factory: The registered class or callable.
+
+    Raises:
+        ModelError: ``model-contract``, naming :data:`MODEL_CONTRACT` and the signature found.
+    """
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(10, (1, 28, 28))
+    except TypeError as err:
+        what = getattr(factory, "__qualname__", type(factory).__name__)
+        raise ModelError(
+            "model-contract",
+            f"model '{name}' ({what}{signature}) cannot be called as"
+            f" {what}(num_classes, input_shape): {err}",
+            f"{MODEL_CONTRACT}; give the class an __init__(self, num_classes, input_shape, ...)"
+            " (further arguments with defaults), or register a function that builds it, e.g."
+            " register_model(name)(lambda num_classes, input_shape: MyNet(num_classes))",
+        ) from None
+
+
+def _call_factory(
+    name: str, factory: ModelFactory, num_classes: int, shape: tuple[int, ...]
+) -> nn.Module:
+    """``factory(num_classes, shape)``; an exception it raises becomes ``model-build-failed``."""
+    from causalunlearn.errors import CausalUnlearnError
+
+    try:
+        return factory(num_classes, shape)
+    except CausalUnlearnError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a user's model code; the cause is chained
+        raise ModelError(
+            "model-build-failed",
+            f"building model '{name}' with num_classes={num_classes}, input_shape={shape}"
+            f" raised {type(err).__name__}: {str(err)[:300]}",
+            f"the error is in the model's own code (rerun with --debug, or see the exception's"
+            f" __cause__, for its stack); {MODEL_CONTRACT}",
+        ) from err
 
 
 def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:

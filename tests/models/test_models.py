@@ -317,3 +317,69 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         save_state(build_model("mlp", 10, (1, 8, 8), seed=1), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+# The constructor contract of a registered model (issue 12 §5) -----------------------------------
+class _NoArguments(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+
+class _KeywordOnly(nn.Module):
+    def __init__(self, *, num_classes, input_shape):
+        super().__init__()
+
+
+class _ExtraRequired(nn.Module):
+    def __init__(self, hidden, num_classes, input_shape):
+        super().__init__()
+
+
+class _Raises(nn.Module):
+    def __init__(self, num_classes, input_shape):
+        super().__init__()
+        raise TypeError("unsupported operand in my own layer code")
+
+
+class _WithDefaults(nn.Module):
+    representation_layer = "body"
+
+    def __init__(self, num_classes, input_shape, hidden=8):
+        super().__init__()
+        self.body = nn.Linear(int(torch.tensor(input_shape).prod()), hidden)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        return self.head(self.body(x.flatten(1)))
+
+
+@pytest.mark.parametrize("cls", [_NoArguments, _KeywordOnly, _ExtraRequired], ids=str)
+def test_a_model_class_off_the_contract_is_a_coded_error(scratch_registry, cls):
+    register_model("off-contract")(cls)
+    with pytest.raises(ModelError) as info:
+        build_model("off-contract", 10, (1, 8, 8), seed=0)
+    assert info.value.code == "model-contract"
+    assert "(num_classes, input_shape)" in str(info.value)
+    assert cls.__name__ in str(info.value)  # names the class and its signature
+
+
+def test_an_error_inside_a_model_is_coded_and_keeps_its_cause(scratch_registry):
+    register_model("raises")(_Raises)
+    with pytest.raises(ModelError) as info:
+        build_model("raises", 10, (1, 8, 8))
+    assert info.value.code == "model-build-failed"
+    assert "unsupported operand in my own layer code" in str(info.value)
+    assert isinstance(info.value.__cause__, TypeError)
+
+
+def test_a_model_on_the_contract_builds(scratch_registry):
+    register_model("with-defaults")(_WithDefaults)
+    register_model("by-function")(
+        lambda num_classes, input_shape: _WithDefaults(num_classes, (64,))
+    )
+    for name in ("with-defaults", "by-function"):
+        model = build_model(name, 10, (1, 8, 8), seed=0)
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ModelError) as info:  # the built-ins' own checks still come through
+        build_model("cnn", 10, (8,))
+    assert info.value.code == "invalid-input-shape"
