@@ -9,8 +9,9 @@ from pathlib import Path
 import graphviz
 import pytest
 
-from causalunlearn import cli
+from causalunlearn.cli import app as cli
 from causalunlearn.cli import build_parser, main, register_command
+from causalunlearn.cli.graph_cmds import GRAPHS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHS = ROOT / "graphs"
@@ -127,7 +128,7 @@ def test_usage_errors_exit_2(capsys):
 # ------------------------------------------------------------------------------------------------
 # graphs
 def test_graphs_lists_shipped_files_with_name_and_summary(capsys, monkeypatch):
-    monkeypatch.delenv(cli.GRAPHS_ENV, raising=False)
+    monkeypatch.delenv(GRAPHS_ENV, raising=False)
     assert main(["graphs"]) == 0
     out = capsys.readouterr().out
     shipped = sorted(p.relative_to(GRAPHS) for p in GRAPHS.rglob("*.yaml"))
@@ -141,12 +142,12 @@ def test_graphs_folder_from_environment(capsys, monkeypatch, tmp_path):
     (tmp_path / "baselines").mkdir()
     shutil.copy(GRAPHS / "camu.yaml", tmp_path / "baselines" / "mine.yaml")
     shutil.copy(INVALID / "unknown-node.yaml", tmp_path / "broken.yaml")
-    monkeypatch.setenv(cli.GRAPHS_ENV, str(tmp_path))
+    monkeypatch.setenv(GRAPHS_ENV, str(tmp_path))
     assert main(["graphs"]) == 0
     out = capsys.readouterr().out
     assert "baselines/mine.yaml" in out and "camu —" in out
     assert "broken.yaml" in out and "invalid: [unknown-node]" in out
-    monkeypatch.setenv(cli.GRAPHS_ENV, str(tmp_path / "missing"))
+    monkeypatch.setenv(GRAPHS_ENV, str(tmp_path / "missing"))
     assert main(["graphs"]) == 1
     assert "[graphs-not-found]" in capsys.readouterr().err
 

@@ -250,7 +250,7 @@ def test_summary_only_summarises_without_computing(tmp_path, capsys):
 
 
 def test_the_sweep_files_of_the_results_page_name_every_shipped_method():
-    from causalunlearn.cli_sweep import read_sweep_file
+    from causalunlearn.studies.sweep_file import read_sweep_file
 
     shipped = {
         str(p.relative_to(ROOT))
@@ -261,7 +261,7 @@ def test_the_sweep_files_of_the_results_page_name_every_shipped_method():
     assert len(files) == 4
     for path in files:
         sweep = read_sweep_file(str(path))
-        assert set(sweep["methods"]) == shipped, path.name
-        assert sweep["seeds"] == [0, 1, 2]
-        for method in sweep["methods"]:
+        assert set(sweep.methods) == shipped, path.name
+        assert sweep.seeds == (0, 1, 2)
+        for method in sweep.methods:
             load_entry(str(ROOT / method))  # every entry loads

@@ -24,6 +24,7 @@ from causalunlearn.data import load_dataset, make_split
 from causalunlearn.data.splits import Split
 from causalunlearn.device import pick_device
 from causalunlearn.engine.verbs import model_name_for
+from causalunlearn.errors import ModelError, RunError
 from causalunlearn.methods.dispatch import Method, trains
 from causalunlearn.metrics.catalogue import RUN_TABLE
 from causalunlearn.metrics.gaps import mean_std
@@ -57,6 +58,22 @@ class RunSettings(StudySettings):
     scenario: str = "class:0"
     checkpoint: str | None = None
     oracle: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise RunError(
+                "missing-checkpoint",
+                f"no checkpoint at {self.checkpoint}",
+                "pass a state_dict saved with torch.save(model.state_dict(), path)",
+            )
+
+
+def default_run_folder(method_name: str, dataset: str, scenario: str) -> str:
+    """Where ``causalunlearn run`` writes when no ``--out`` is given:
+    ``runs/<method>-<dataset>-<scenario>`` with ``:``, ``,`` and ``/`` made safe."""
+    safe = scenario.replace(":", "-").replace(",", "_").replace("/", "_")
+    return f"runs/{method_name}-{dataset}-{safe}"
 
 
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -195,6 +212,15 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
     if settings.checkpoint:
         original = build_model(model_name, data.num_classes, data.input_shape, seed=seed)
         load_state(original, settings.checkpoint)
+        bad = [n for n, t in original.state_dict().items() if not torch.isfinite(t).all()]
+        if bad:
+            raise ModelError(
+                "non-finite-checkpoint",
+                f"the checkpoint {settings.checkpoint} holds NaN or infinite values in"
+                f" {', '.join(bad[:3])}" + (f" and {len(bad) - 3} more" if len(bad) > 3 else ""),
+                "the model you brought is broken, not the unlearning: export the trained model"
+                " again (its training diverged, or the file was written during a failed step)",
+            )
         original, info_o = (
             original.to(device).eval(),
             {"cached": True, "seconds": 0.0, "path": settings.checkpoint},

@@ -81,7 +81,6 @@ GAP_COLUMNS = tuple(
 )
 
 
-
 @dataclass(frozen=True)
 class TuningTask:
     """The validation task of a real (dataset, scenario).
@@ -218,6 +217,12 @@ def _preset_values(method: Method, preset: str | None) -> dict[str, Any]:
 
 def _fmt(value: float, digits: int = 2) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def default_tuning_folder(method_name: str, dataset: str, scenario: str) -> str:
+    """Where ``causalunlearn tune`` writes when no ``--out`` is given:
+    ``runs/tune-<method>-<dataset>-<class|random>``."""
+    return f"runs/tune-{method_name}-{dataset}-{scenario.partition(':')[0]}"
 
 
 def tune(

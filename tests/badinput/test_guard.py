@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import causalunlearn.methods
-from causalunlearn import cli
+from causalunlearn.cli import app as cli
 from causalunlearn.errors import BUG_REPORT, CausalUnlearnError, GraphError, shown
 from causalunlearn.graph import load_graph, read_yaml
 from causalunlearn.graph.yamlio import MAX_DEPTH, MAX_NODES

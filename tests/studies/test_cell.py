@@ -70,3 +70,28 @@ def test_settings_refuse_what_would_give_wrong_numbers(kwargs, code):
         with pytest.raises(RunError) as err:
             cls(**kwargs)
         assert err.value.code == code and err.value.hint
+
+
+def test_a_checkpoint_of_nan_weights_is_named_as_the_problem(tmp_path):
+    import torch
+
+    from causalunlearn.errors import ModelError
+    from causalunlearn.models.zoo import build_model
+
+    net = build_model("mlp", 10, (1, 8, 8), seed=0)
+    state = {k: torch.full_like(v, float("nan")) for k, v in net.state_dict().items()}
+    torch.save(state, tmp_path / "nan.pt")
+    settings = RunSettings(
+        seeds=(0,), checkpoint=str(tmp_path / "nan.pt"), oracle=False, progress=False, threads=1
+    )
+    with pytest.raises(ModelError) as err:
+        run_experiment(load_any(CAMU, preset="digits-class"), settings)
+    assert err.value.code == "non-finite-checkpoint" and "lower the learning rate" not in str(
+        err.value
+    )
+
+
+def test_a_missing_checkpoint_is_refused_by_the_settings(tmp_path):
+    with pytest.raises(RunError) as err:
+        RunSettings(checkpoint=str(tmp_path / "nowhere.pt"))
+    assert err.value.code == "missing-checkpoint"

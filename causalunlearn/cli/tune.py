@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from causalunlearn.cli_run import _seeds, add_setup_arguments, int_list
+from causalunlearn.cli.run import _seeds, add_setup_arguments, int_list
 from causalunlearn.errors import RunError
 
 
@@ -76,14 +76,18 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def tune_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn tune``: run the grid, print the table and the preset line."""
-    from causalunlearn.cli_sweep import sweep_settings
+    from causalunlearn.cli.sweep import sweep_settings
     from causalunlearn.studies.entries import load_method_file
-    from causalunlearn.studies.tuning import parse_grid, tune, tuning_markdown
+    from causalunlearn.studies.tuning import (
+        default_tuning_folder,
+        parse_grid,
+        tune,
+        tuning_markdown,
+    )
 
     grid = parse_grid(args.grid) if args.grid else None
     method = load_method_file(args.graph)
-    kind = args.scenario.partition(":")[0]
-    out = args.out or f"runs/tune-{method.name}-{args.dataset}-{kind}"
+    out = args.out or default_tuning_folder(method.name, args.dataset, args.scenario)
     settings = sweep_settings(args, args.seeds)
     try:
         report = tune(

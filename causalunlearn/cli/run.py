@@ -12,8 +12,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from causalunlearn.errors import RunError
-
 
 def int_list(text: str, what: str = "seeds", example: str = "--seeds 0,1,2") -> list[int]:
     """Comma-separated integers (an argparse type); ``what``/``example`` word the errors."""
@@ -169,17 +167,16 @@ def run_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn run``: prints the Markdown table, returns the exit status."""
     from causalunlearn.graph import parse_assignments
     from causalunlearn.methods import load_any
-    from causalunlearn.studies.experiment import RunSettings, markdown_table, run_experiment
+    from causalunlearn.studies.experiment import (
+        RunSettings,
+        default_run_folder,
+        markdown_table,
+        run_experiment,
+    )
 
     overrides = parse_assignments(args.set)
     graph = load_any(args.graph, preset=args.preset, overrides=overrides)
     scenario = args.scenario
-    if args.checkpoint and not Path(args.checkpoint).is_file():
-        raise RunError(
-            "missing-checkpoint",
-            f"no checkpoint at {args.checkpoint}",
-            "pass a state_dict saved with torch.save",
-        )
     recipe = recipe_of(args)
     settings = RunSettings(
         dataset=args.dataset,
@@ -197,8 +194,7 @@ def run_command(args: argparse.Namespace) -> int:
         executor=args.executor,
         progress=show_progress(args),
     )
-    safe = scenario.replace(":", "-").replace(",", "_").replace("/", "_")
-    out = args.out or f"runs/{graph.name}-{args.dataset}-{safe}"
+    out = args.out or default_run_folder(graph.name, args.dataset, scenario)
     manifest = run_experiment(graph, settings, out, overwrite=args.overwrite)
     print(markdown_table(manifest))
     print(f"run folder: {out} (manifest.json, results.md, splits, unlearned models)")

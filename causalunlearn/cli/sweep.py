@@ -1,0 +1,137 @@
+"""``causalunlearn compare`` and ``causalunlearn ablate``: sweeps from the command line.
+
+Argument parsing only: sweep files are read by :mod:`causalunlearn.studies.sweep_file`, the
+sweep is :class:`causalunlearn.studies.sweep.Sweep`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from causalunlearn.cli.run import _seeds, add_setup_arguments, recipe_of, show_progress
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        help="dataset (repeat for several; default digits)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        help="scenario, e.g. class:0 or random:0.1 (repeat for several; default class:0)",
+    )
+    parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--out", help="sweep folder (default runs/compare or runs/ablate-<graph>)")
+    parser.add_argument(
+        "--relearn", action="store_true", help="also measure relearn time (forget fine-tuning)"
+    )
+    parser.add_argument(
+        "--curves", action="store_true", help="also record relearning curves (retain fine-tuning)"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write no plots")
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="compute nothing: summarise the runs already finished in --out (e.g. while the"
+        " sweep still runs elsewhere)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="recompute cells made with other settings"
+    )
+    add_setup_arguments(parser)
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``causalunlearn compare``."""
+    parser.add_argument(
+        "methods",
+        nargs="*",
+        metavar="GRAPH",
+        help="graph or method files; PATH@PRESET picks a preset (default: <dataset>-<class|random>"
+        " when the file has it), PATH@- none",
+    )
+    parser.add_argument("--sweep", help="a sweep file (YAML) instead of / besides the flags")
+    _common(parser)
+
+
+def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``causalunlearn ablate``."""
+    parser.add_argument("graph", help="the full graph, e.g. graphs/camu.yaml")
+    parser.add_argument("--preset", help="preset for every run (default: per dataset/scenario)")
+    _common(parser)
+
+
+def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curves: bool = False):
+    """:class:`~causalunlearn.studies.settings.StudySettings` from the setup arguments."""
+    from causalunlearn.studies.settings import StudySettings
+
+    return StudySettings(
+        seeds=tuple(seeds),
+        model=args.model,
+        recipe=recipe_of(args),
+        attacker=args.attacker,
+        relearn=relearn,
+        curves=curves,
+        data_root=args.data_root,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        threads=args.threads,
+        progress=show_progress(args),
+        executor=args.executor,
+    )
+
+
+def _run(entries, datasets, scenarios, settings, out, args) -> int:
+    from causalunlearn.studies.sweep import Sweep
+
+    sweep = Sweep(
+        entries,
+        datasets,
+        scenarios,
+        settings,
+        out,
+        overwrite=args.overwrite,
+        plots=not args.no_plots,
+    )
+    total = len(sweep.cells())
+    print(
+        f"sweep: {len(entries)} method(s) × {len(datasets)} dataset(s) × {len(scenarios)}"
+        f" scenario(s) × {len(settings.seeds)} seed(s) = {total} runs → {out}",
+        file=sys.stderr,
+    )
+    if args.summary_only:
+        sweep.summarise()
+    else:
+        sweep.run()
+    print((Path(out) / "summary.md").read_text())
+    print(f"sweep folder: {out} (summary.md, summary.json, runs/, plots/)")
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """Handler of ``causalunlearn compare``."""
+    from causalunlearn.studies import sweep_file as F
+
+    file = F.read_sweep_file(args.sweep) if args.sweep else F.SweepFile()
+    entries = F.sweep_entries([*file.methods, *args.methods], file.ablate)
+    datasets = args.dataset or file.datasets or F.DEFAULT_DATASETS
+    scenarios = args.scenario or file.scenarios or F.DEFAULT_SCENARIOS
+    seeds = args.seeds or file.seeds or F.DEFAULT_SEEDS
+    settings = sweep_settings(args, seeds, args.relearn or file.relearn, args.curves or file.curves)
+    out = args.out or F.DEFAULT_COMPARE_FOLDER
+    return _run(entries, datasets, scenarios, settings, out, args)
+
+
+def ablate_command(args: argparse.Namespace) -> int:
+    """Handler of ``causalunlearn ablate``: the graph and one ablation per intervention edge."""
+    from causalunlearn.studies import sweep_file as F
+
+    entries = F.sweep_entries(ablate=args.graph, preset=args.preset or "auto")
+    settings = sweep_settings(args, args.seeds or F.DEFAULT_SEEDS, args.relearn, args.curves)
+    out = args.out or F.default_ablate_folder(entries[0].label)
+    datasets = args.dataset or F.DEFAULT_DATASETS
+    return _run(entries, datasets, args.scenario or F.DEFAULT_SCENARIOS, settings, out, args)
