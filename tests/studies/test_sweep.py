@@ -17,7 +17,7 @@ from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.summary import _stats
 from causalunlearn.studies.sweep import Sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAMU = ROOT / "graphs" / "camu.yaml"
 FINETUNE = ROOT / "graphs" / "baselines" / "finetune.yaml"
 

@@ -12,12 +12,13 @@ import pytest
 from causalunlearn.cli import app as cli
 from causalunlearn.cli import build_parser, main, register_command
 from causalunlearn.cli.graph_cmds import GRAPHS_ENV
+from causalunlearn.errors import CausalUnlearnError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "graphs"
 CAMU = str(GRAPHS / "camu.yaml")
 NO_CUT_Z = str(GRAPHS / "ablations" / "no-cut-forget-z.yaml")
-INVALID = Path(__file__).resolve().parent / "invalid_graphs"
+INVALID = Path(__file__).resolve().parents[1] / "invalid_graphs"
 
 
 def _expected_codes(path: Path) -> list[str]:
@@ -153,18 +154,22 @@ def test_graphs_folder_from_environment(capsys, monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-def test_a_new_command_is_one_registration(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "COMMANDS", list(cli.COMMANDS))
-
+def test_a_new_command_is_one_registration(capsys):
     def add_arguments(parser):
         parser.add_argument("who")
 
-    register_command("hello", "say hello", add_arguments, lambda a: print(f"hi {a.who}") or 3)
-    assert "hello" in build_parser().format_help()
-    assert main(["hello", "you"]) == 3
-    assert capsys.readouterr().out == "hi you\n"
-    register_command("hello", "again", add_arguments, lambda a: 0)  # replaces, no duplicate
-    assert [c.name for c in cli.COMMANDS].count("hello") == 1
+    with cli.COMMANDS.scratch():
+        register_command("hello", "say hello", add_arguments, lambda a: print(f"hi {a.who}") or 3)
+        assert "hello" in build_parser().format_help()
+        assert main(["hello", "you"]) == 3
+        assert capsys.readouterr().out == "hi you\n"
+        with pytest.raises(CausalUnlearnError) as err:  # the one duplicate policy
+            register_command("hello", "again", add_arguments, lambda a: 0)
+        assert err.value.code == "duplicate-command"
+        register_command("hello", "again", add_arguments, lambda a: 0, overwrite=True)
+        assert list(cli.COMMANDS.names()).count("hello") == 1
+        assert main(["hello", "you"]) == 0
+    assert "hello" not in cli.COMMANDS
 
 
 def test_cli_reference_page_is_current():
@@ -175,7 +180,7 @@ def test_cli_reference_page_is_current():
 
     from causalunlearn.cli import build_parser
 
-    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     missing = []
     for name, parser in sub.choices.items():
@@ -188,7 +193,6 @@ def test_cli_reference_page_is_current():
 
 def test_import_option_loads_a_users_divergence_for_any_command(tmp_path, monkeypatch, capsys):
     from causalunlearn.compile.divergences import DIVERGENCES
-    from causalunlearn.graph import spec as S
 
     (tmp_path / "my_divs.py").write_text(
         "from causalunlearn.compile.divergences import register_divergence\n"
@@ -196,7 +200,7 @@ def test_import_option_loads_a_users_divergence_for_any_command(tmp_path, monkey
         "def abs_gap(value, reference, spec):\n"
         "    return (value - reference.value).abs().mean()\n"
     )
-    camu = Path(__file__).resolve().parents[1] / "graphs" / "camu.yaml"
+    camu = Path(__file__).resolve().parents[2] / "graphs" / "camu.yaml"
     graph_file = tmp_path / "mine.yaml"
     graph_file.write_text(
         f"format: causalunlearn.graph/v1\nextends: {camu}\nname: mine\n"
@@ -212,4 +216,3 @@ def test_import_option_loads_a_users_divergence_for_any_command(tmp_path, monkey
         assert "import-failed" in capsys.readouterr().err
     finally:
         DIVERGENCES.pop("abs_gap_cli", None)
-        S.DIVERGENCE_KINDS = tuple(k for k in S.DIVERGENCE_KINDS if k != "abs_gap_cli")
