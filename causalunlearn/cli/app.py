@@ -1,7 +1,8 @@
 """The ``causalunlearn`` command line: a thin shell over the library's verbs.
 
-Each subcommand is a ``(name, help, add_arguments, handler)`` entry of :data:`COMMANDS`; a new one
-is one :func:`register_command` call (``run`` and ``compare`` plug in that way)::
+Each subcommand is a :class:`Command` in the registry :data:`COMMANDS` (a
+:class:`~causalunlearn.registry.Registry`, with its one duplicate policy); a new one is one
+:func:`register_command` call (``run`` and ``compare`` plug in that way)::
 
     register_command("run", "unlearn with a graph", add_run_arguments, run_command)
 
@@ -41,6 +42,7 @@ from causalunlearn.cli.sweep import (
 )
 from causalunlearn.cli.tune import add_tune_arguments, tune_command
 from causalunlearn.errors import BUG_REPORT, CausalUnlearnError
+from causalunlearn.registry import Registry
 
 #: Environment variable that, set to anything but ``0`` or empty, acts as ``--debug``.
 DEBUG_ENV = "CAUSALUNLEARN_DEBUG"
@@ -64,7 +66,9 @@ class Command:
 
 
 #: The registered subcommands, in the order ``--help`` lists them.
-COMMANDS: list[Command] = []
+COMMANDS: Registry[Command] = Registry(
+    "command", label="subcommand", hint="register one with causalunlearn.cli.register_command"
+)
 
 
 def register_command(
@@ -72,17 +76,23 @@ def register_command(
     help: str,
     add_arguments: Callable[[argparse.ArgumentParser], None],
     handler: Callable[[argparse.Namespace], int],
-) -> None:
-    """Add a subcommand (replacing one of the same name).
+    *,
+    overwrite: bool = False,
+) -> Command:
+    """Add a subcommand.
 
     Args:
         name: The word on the command line.
         help: One line for ``--help``.
         add_arguments: Called with the subcommand's ``ArgumentParser``.
         handler: Called with the parsed arguments; returns the exit status.
+        overwrite: Replace a subcommand of the same name (it keeps its place in ``--help``).
+
+    Raises:
+        CausalUnlearnError: ``duplicate-command`` when the name is taken and ``overwrite`` is
+            false.
     """
-    COMMANDS[:] = [c for c in COMMANDS if c.name != name]
-    COMMANDS.append(Command(name, help, add_arguments, handler))
+    return COMMANDS.register(name, Command(name, help, add_arguments, handler), overwrite=overwrite)
 
 
 register_command(
@@ -136,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import a Python module first (repeatable), e.g. one that registers your own"
-        " divergence, reference, do-operation or model; the working directory is searched",
+        help="import a Python module first (repeatable): a module name (the working directory"
+        " is searched), a .py file or a package folder, e.g. one that registers your own"
+        " divergence, reference, do-operation or model",
     )
     parser.add_argument(
         "--debug",
@@ -145,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"print the full stack of an error (or set {DEBUG_ENV}=1)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
+    for _, command in COMMANDS.items():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
         p.set_defaults(handler=command.handler)
@@ -190,25 +201,16 @@ def markdown_reference() -> str:
             os.environ["COLUMNS"] = old
 
 
-def import_user_modules(names: Sequence[str]) -> None:
-    """Import each module named by ``--import`` (the working directory first on the path).
+def import_user_modules(specs: Sequence[str]) -> None:
+    """Import each module named by ``--import``: a module name (the working directory first on
+    the path), a ``.py`` file or a package folder (:func:`causalunlearn.plugins.import_plugins`).
 
     Raises:
         CausalUnlearnError: ``import-failed`` naming the module and the reason.
     """
-    import importlib
+    from causalunlearn.plugins import import_plugins
 
-    if names and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception as err:  # noqa: BLE001 - any failure of user code is reported the same
-            raise CausalUnlearnError(
-                "import-failed",
-                f"--import {name}: {type(err).__name__}: {err}",
-                "give an importable module name (e.g. my_divergences for ./my_divergences.py)",
-            ) from err
+    import_plugins(specs)
 
 
 class _StderrHandler(logging.Handler):

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from causalunlearn.atomic import atomic_open
 from causalunlearn.errors import CausalUnlearnWarning, DataError
+from causalunlearn.plugins import IMPORT_HINT
 from causalunlearn.registry import Registry
 
 __all__ = [
@@ -200,7 +201,7 @@ DATASETS: Registry[Callable[..., TensorData]] = Registry(
     "dataset",
     error=DataError,
     key=_key,
-    hint="register your own with causalunlearn.data.register_dataset",
+    hint=f"register your own with causalunlearn.data.register_dataset; {IMPORT_HINT}",
 )
 
 

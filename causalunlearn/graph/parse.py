@@ -16,6 +16,8 @@ from causalunlearn.errors import GraphError, Problem, did_you_mean, shown
 from causalunlearn.graph import schema
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.schema import Field, Issue
+from causalunlearn.plugins import IMPORT_HINT
+from causalunlearn.registry import Registry
 
 Path = tuple[str, ...]
 
@@ -90,6 +92,15 @@ class Collector:
             raise GraphError(self.problems, self.source)
 
 
+def _kind_hint(value: Any, allowed: Any) -> str:
+    """Did-you-mean over the allowed names; for names users can register (divergence and
+    reference kinds, do-operations), also how to load the module that registers them."""
+    hint = did_you_mean(value, cast(Iterable[str], allowed))
+    if isinstance(allowed, Registry):
+        hint = f"{hint}; {IMPORT_HINT}" if hint else IMPORT_HINT
+    return hint
+
+
 def _mapping(c: Collector, value: Any, path: Path, allowed: tuple[str, ...], required=()) -> dict:
     if value is None:
         value = {}
@@ -128,7 +139,7 @@ def value_problem(c: Collector, where: Path, key: str, value: Any, issue: Issue)
             "bad-value",
             where,
             f"{shown(value)} is not a valid {key}",
-            did_you_mean(value, cast(Iterable[str], f.allowed)),  # a choice field has choices
+            _kind_hint(value, f.allowed),
         )
     elif issue.what == "bound":
         c.add("bad-value", where, f"{key} must be {f.bound_text()}, got {shown(value)}")
@@ -201,7 +212,7 @@ def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
             "unknown-op",
             (*path, "op"),
             f"unknown do-operation {shown(op)}",
-            did_you_mean(op, S.DO_OPS),
+            _kind_hint(op, S.DO_OPS),
         )
         return None
     params_spec = schema.do_fields(op)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from causalunlearn.errors import CausalUnlearnError
+from causalunlearn.plugins import IMPORT_HINT
 from causalunlearn.registry import Registry
 
 
@@ -93,7 +94,10 @@ class DoOpSchema:
 
 
 def _names_hint(kind: str, function: str) -> str:
-    return f"register your own {kind} with causalunlearn.{function} (see docs/extending.md)"
+    return (
+        f"register your own {kind} with causalunlearn.{function} (see docs/extending.md);"
+        f" {IMPORT_HINT}"
+    )
 
 
 #: Divergence kinds (``divergence: {kind: ...}``), in the order they were declared.

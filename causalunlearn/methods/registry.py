@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from causalunlearn.graph.schema import Field
+from causalunlearn.plugins import IMPORT_HINT
 from causalunlearn.registry import Registry
 
 #: Built-in methods: name → module that registers it when imported (imported on first use).
@@ -81,7 +82,7 @@ class RegisteredMethod:
 #: their module is first needed).
 METHODS: Registry[RegisteredMethod] = Registry(
     "method",
-    hint="register it with @register_method",
+    hint=f"register it with @register_method; {IMPORT_HINT}",
     describe=lambda method: f"{method.fn.__module__}.{method.fn.__qualname__}",
     lazy=BUILTIN_MODULES,
 )

@@ -26,6 +26,7 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from causalunlearn.atomic import atomic_open
 from causalunlearn.errors import ModelError
+from causalunlearn.plugins import IMPORT_HINT
 from causalunlearn.registry import Registry
 
 ModelFactory = Callable[[int, tuple[int, ...]], nn.Module]
@@ -44,7 +45,7 @@ def _check_factory(name: str, factory: ModelFactory) -> None:
 MODELS: Registry[ModelFactory] = Registry(
     "model",
     error=ModelError,
-    hint="register your own with @register_model(name)",
+    hint=f"register your own with @register_model(name); {IMPORT_HINT}",
     check=_check_factory,
 )
 """The model registry: name → factory. Add to it with :func:`register_model`."""

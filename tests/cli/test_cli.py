@@ -216,3 +216,27 @@ def test_import_option_loads_a_users_divergence_for_any_command(tmp_path, monkey
         assert "import-failed" in capsys.readouterr().err
     finally:
         DIVERGENCES.pop("abs_gap_cli", None)
+
+
+def test_import_takes_a_file_path_and_unknown_kinds_suggest_it(tmp_path, capsys):
+    plugin = tmp_path / "my_plugin_for_cli_test.py"
+    plugin.write_text(
+        "from causalunlearn.compile.divergences import DIVERGENCES\n"
+        "if 'abs_gap_plugin' not in DIVERGENCES:\n"
+        "    @DIVERGENCES.register('abs_gap_plugin')\n"
+        "    def abs_gap(value, ref, spec):\n"
+        "        return (value - ref).abs().mean()\n"
+    )
+    text = (ROOT / "graphs" / "camu.yaml").read_text()
+    graph = tmp_path / "g.yaml"
+    graph.write_text(text.replace("kind: kl", "kind: abs_gap_plugin", 1))
+    from causalunlearn.compile.divergences import DIVERGENCES
+
+    try:
+        assert main(["validate", str(graph)]) == 1
+        out = capsys.readouterr().out
+        assert "abs_gap_plugin" in out and "--import" in out  # the hint says how
+        assert main(["--import", str(plugin), "validate", str(graph)]) == 0
+        assert "ok" in capsys.readouterr().out
+    finally:
+        DIVERGENCES.pop("abs_gap_plugin", None)
