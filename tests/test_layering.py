@@ -34,7 +34,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "causalunlearn"
 
 #: Top-level modules that sit under every package (plugins.py: loading a user's extension
 #: module, used by the command line and by sweep workers).
-BOTTOM = {"errors", "atomic", "locks", "device", "registry", "recipes", "plugins"}
+BOTTOM = {"errors", "atomic", "locks", "device", "registry", "recipes", "plugins", "numerics"}
 
 #: The layers each layer may import (its own is always allowed).
 MAY_IMPORT: dict[str, set[str]] = {

@@ -57,6 +57,12 @@ def positive_int(text: str) -> int:
     return value
 
 
+def thread_count(text: str) -> int | None:
+    """A ``--threads`` value (an argparse type): ``auto`` (``None``: min(available cores,
+    torch's count)) or a whole number of at least 1."""
+    return None if text.strip().lower() == "auto" else positive_int(text)
+
+
 def cache_folder(text: str) -> str:
     """A ``--cache-dir`` value (an argparse type): a folder that exists or can be made, and that
     this process can write in (tried by writing, since ``os.access`` says yes to root even on an
@@ -108,8 +114,22 @@ def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=positive_int,
-        help="CPU threads for torch, at least 1 (default: torch's; 1 suits small models)",
+        type=thread_count,
+        default=None,
+        help="CPU threads for torch and scikit-learn/OpenMP: N (at least 1; 1 suits small models)"
+        " or auto (default: min(available cores, torch's count))",
+    )
+    parser.add_argument(
+        "--flush-denormal",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="flush subnormal floats to zero on the CPU (faster with trained weights; changes"
+        " numbers slightly and the model cache key; default off, docs/performance.md)",
+    )
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="channels_last memory format for the inference of conv models on 4-D inputs",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -123,6 +143,14 @@ def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars only on a terminal, outside CI, and unless --no-progress."""
     return not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def numerics_of(args: argparse.Namespace):
+    """The run's :class:`~causalunlearn.numerics.CpuNumerics` (``--flush-denormal``,
+    ``--channels-last``)."""
+    from causalunlearn.numerics import CpuNumerics
+
+    return CpuNumerics(flush_denormal=args.flush_denormal, channels_last=args.channels_last)
 
 
 def recipe_of(args: argparse.Namespace):
@@ -191,6 +219,7 @@ def run_command(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         oracle=not args.no_oracle,
         threads=args.threads,
+        numerics=numerics_of(args),
         executor=args.executor,
         progress=show_progress(args),
     )

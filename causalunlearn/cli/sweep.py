@@ -10,7 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from causalunlearn.cli.run import _seeds, add_setup_arguments, recipe_of, show_progress
+from causalunlearn.cli.run import (
+    _seeds,
+    add_setup_arguments,
+    numerics_of,
+    recipe_of,
+    show_progress,
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +86,7 @@ def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curve
         cache_dir=args.cache_dir,
         device=args.device,
         threads=args.threads,
+        numerics=numerics_of(args),
         progress=show_progress(args),
         executor=args.executor,
     )

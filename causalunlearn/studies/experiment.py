@@ -29,6 +29,7 @@ from causalunlearn.methods.dispatch import Method, trains
 from causalunlearn.metrics.catalogue import RUN_TABLE
 from causalunlearn.metrics.gaps import mean_std
 from causalunlearn.models.zoo import build_model, load_state, save_state
+from causalunlearn.numerics import applied, current, limit_threads
 from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell, score_model
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import run_folder
@@ -42,7 +43,7 @@ ROLES = ("original", "unlearned", "oracle")
 class RunSettings(StudySettings):
     """Everything a run needs besides the method: the shared study settings
     (:class:`~causalunlearn.studies.settings.StudySettings`: seeds, model, recipe, attacker,
-    relearn, curves, data_root, cache_dir, device, threads, progress, executor) and:
+    relearn, curves, data_root, cache_dir, device, threads, numerics, progress, executor) and:
 
     Attributes:
         dataset: Registered dataset name (``digits``, ``mnist``, ``fashion-mnist``, ...).
@@ -135,7 +136,13 @@ def run_experiment(
     function of every study (:func:`causalunlearn.studies.cell.run_cell`).
 
     Per seed: split (seeded), original model (cached or ``settings.checkpoint``), the retrain
-    oracle (cached), the unlearning, and every metric of the three models.
+    oracle (cached), the unlearning, and every metric of the three models. The metrics of a
+    cached original or oracle are cached beside it (:meth:`ModelCache.metrics`), so a second
+    run of the same settings scores only the unlearned model.
+
+    ``settings.numerics`` and the thread limits (:func:`causalunlearn.numerics.limit_threads`:
+    torch and scikit-learn's OpenMP/BLAS pools) are applied first, before any tensor work, and
+    recorded in the manifest; the numerics in effect before are restored at the end.
 
     ``out`` is checked before anything is computed, and replaced only when it is absent, an
     empty folder, or (with ``overwrite``) a run folder of causalunlearn
@@ -150,9 +157,10 @@ def run_experiment(
         staging = None
         if out is not None:  # every check of the folder happens here, before any computing
             staging = stack.enter_context(run_folder(out, overwrite=overwrite))
+        # Before any tensor work: torch's thread pool starts with the first parallel op.
+        flush_supported = stack.enter_context(applied(settings.numerics))
+        threads = stack.enter_context(limit_threads(settings.threads))
         device = pick_device(settings.device)
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
         data = load_dataset(
             settings.dataset,
             settings.data_root,
@@ -181,6 +189,8 @@ def run_experiment(
             "model": model_name,
             "recipe": asdict(settings.recipe),
             "device": str(device),
+            "numerics": {**current().key(), "flush_denormal_supported": flush_supported},
+            "threads": threads,
             "seeds": list(settings.seeds),
             "versions": versions(),
             "started": started,
@@ -192,6 +202,31 @@ def run_experiment(
             write_json(staging / "manifest.json", manifest)
             atomic_write(staging / "results.md", markdown_table(manifest))
         return manifest
+
+
+def _reference_scores(
+    net, info, cache: ModelCache, data, split: Split, seed: int, settings, device, original_forget
+) -> dict[str, float]:
+    """:func:`score_model` of an original or oracle, cached beside it when it comes from the
+    model cache (``info``; a brought checkpoint, ``info=None``, is scored every time)."""
+
+    def compute() -> tuple[dict[str, float], dict[str, Any]]:
+        return score_model(
+            net, data, split, seed, settings, device=device, original_forget_acc=original_forget
+        )
+
+    if info is None:
+        return compute()[0]
+    key = {
+        "split": split.digest(),
+        "seed": seed,
+        "settings": settings.key(),
+        # the relearn threshold is a fraction of the original's forget accuracy
+        "original_forget_acc": original_forget if settings.relearn else None,
+        "numerics": current().key(),
+    }
+    scores, _, info["metrics_cached"] = cache.metrics(info["path"], key, compute)
+    return scores
 
 
 def _one_seed(method, settings, data, model_name, cache, device, seed, staging) -> dict[str, Any]:
@@ -230,18 +265,23 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
     # The same scoring and the same cell as a sweep's: the original first (its forget accuracy is
     # the relearn threshold), then the oracle, then the unlearning (run_cell).
     metrics: dict[str, dict[str, float]] = {}
-    metrics["original"], _ = score_model(original, data, split, seed, settings, device=device)
+    brought = bool(settings.checkpoint)
+    metrics["original"] = _reference_scores(
+        original, None if brought else info_o, cache, data, split, seed, settings, device, None
+    )
     info_r, oracle, oracle_metrics, forget_logits = None, None, None, None
     if settings.oracle:
         oracle, info_r = cached("oracle")
-        oracle_metrics, _ = score_model(
+        oracle_metrics = _reference_scores(
             oracle,
+            info_r,
+            cache,
             data,
             split,
             seed,
             settings,
-            device=device,
-            original_forget_acc=metrics["original"]["forget_acc"],
+            device,
+            metrics["original"]["forget_acc"],
         )
         forget_logits = oracle_forget_logits(oracle, data, split, device)
     inputs = CellInputs(

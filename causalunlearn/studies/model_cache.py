@@ -11,20 +11,29 @@ a fingerprint (SHA-256 of a JSON document) of:
   whole split: oracles of splits with the same retain set — class removal under another split
   seed — are shared);
 - the **recipe** (epochs, batch size, optimiser, learning rate, weight decay), the **training
-  seed**, and the **numerics** (default dtype; CPU numerics settings join here).
+  seed**, and the **numerics** (default dtype; flush-to-zero when it is on: it changes trained
+  weights. It joins the document only when on, so the models cached before the setting existed,
+  all trained with it off, keep their key).
 
 Layout: ``ROOT/DATASET/MODEL/{original,oracle}-<fingerprint[:20]>.pt`` with a ``.json`` beside it
 holding the whole fingerprint document. A file whose ``.json`` is missing or holds another
 fingerprint is refused (``cache-mismatch``), never loaded. Files are state dicts written
 atomically and read with ``weights_only=True``; one process trains a missing model while the
 others that need it wait on its lock (:mod:`causalunlearn.locks`) and then load it.
+
+Beside a model, :meth:`ModelCache.metrics` keeps its scores (``<model>.metrics-<key>.json``):
+an original's or oracle's metrics depend only on the model, the split, the attack and
+relearning settings, the seed, the numerics and the metric code, so a run scores those two
+models once and afterwards only the unlearned one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +49,19 @@ from causalunlearn.engine.verbs import train_from_scratch
 from causalunlearn.errors import ModelError
 from causalunlearn.locks import exclusive
 from causalunlearn.models.zoo import build_model, load_state, save_state
+from causalunlearn.numerics import flush_denormal_active
 from causalunlearn.recipes import Recipe
 
 #: Version of the fingerprint document; bump it when its content changes meaning.
 FINGERPRINT_FORMAT = "causalunlearn.model-fingerprint/v1"
+#: Version of the cached-metrics files; bump it when what they hold changes meaning.
+METRICS_FORMAT = "causalunlearn.model-metrics/v1"
+#: The code that computes a model's scores: its source is part of the cached metrics' key, so
+#: a fixed metric or attack never serves numbers of the code before the fix.
+METRIC_SOURCES = ("metrics", "studies/cell.py", "studies/settings.py", "data/splits.py")
 _DATA_HASHES: dict[int, tuple[Any, str]] = {}
+_CODE_DIGEST: list[str] = []
+_log = logging.getLogger(__name__)
 
 
 def _sha(*chunks: bytes) -> str:
@@ -92,8 +109,33 @@ def data_fingerprint(data: TensorData) -> dict[str, Any]:
 
 
 def numerics_fingerprint() -> dict[str, Any]:
-    """Process-wide numeric settings that change trained weights."""
-    return {"default_dtype": str(torch.get_default_dtype())}
+    """Process-wide numeric settings that change trained weights: the default dtype, and
+    flush-to-zero when it is on (probed from the CPU, however it was set)."""
+    doc: dict[str, Any] = {"default_dtype": str(torch.get_default_dtype())}
+    if flush_denormal_active():
+        doc["flush_denormal"] = True
+    return doc
+
+
+def _plain(obj: Any) -> Any:
+    """JSON for numpy scalars and arrays (``.item()`` / ``.tolist()``), else ``str``."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def metric_code_digest() -> str:
+    """SHA-256 of the source of the scoring code (``METRIC_SOURCES``), once per process."""
+    if not _CODE_DIGEST:
+        package = Path(__file__).resolve().parents[1]
+        files: list[Path] = []
+        for name in METRIC_SOURCES:
+            where = package / name
+            files += sorted(where.rglob("*.py")) if where.is_dir() else [where]
+        _CODE_DIGEST.append(
+            _sha(*(f.relative_to(package).as_posix().encode() + f.read_bytes() for f in files))
+        )
+    return _CODE_DIGEST[0]
 
 
 def retain_fingerprint(split: Split) -> str:
@@ -233,3 +275,54 @@ class ModelCache:
             atomic_write(path.with_suffix(".json"), json.dumps(doc, sort_keys=True, indent=1))
             save_state(net, path)
         return net.eval(), {**info, "cached": False, "seconds": time.perf_counter() - start}
+
+    def metrics_path(self, model_path: str | Path, key: dict[str, Any]) -> Path:
+        """Where the scores of the model at ``model_path`` under ``key`` live (beside it)."""
+        model_path = Path(model_path)
+        digest = _sha(json.dumps(key, sort_keys=True, default=_plain).encode())
+        return model_path.with_name(f"{model_path.stem}.metrics-{digest[:20]}.json")
+
+    def metrics(
+        self,
+        model_path: str | Path,
+        key: dict[str, Any],
+        compute: Callable[[], tuple[dict[str, float], dict[str, Any]]],
+    ) -> tuple[dict[str, float], dict[str, Any], bool]:
+        """The scores of a cached model: read from beside it, or ``compute()``d and stored.
+
+        Args:
+            model_path: The model file (``get``'s ``info["path"]``).
+            key: What the scores depend on besides the model (the split digest, the seed, the
+                attack and relearning settings, the numerics). The document stored with them
+                also holds the model file's SHA-256 and :func:`metric_code_digest`, so a
+                replaced model or changed scoring code is scored again, never served stale.
+            compute: Returns ``(metrics, extra)`` (JSON data) on a miss.
+
+        Returns:
+            ``(metrics, extra, cached)``. An unreadable or mismatched file is recomputed (and
+            replaced): it is derived data.
+        """
+        model_path = Path(model_path)
+        doc = {
+            "format": METRICS_FORMAT,
+            "key": key,
+            "model_sha256": _sha(model_path.read_bytes()),
+            "code_sha256": metric_code_digest(),
+        }
+        path = self.metrics_path(model_path, key)
+        if path.is_file():
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                stored = None
+                _log.warning("cached metrics %s are unreadable; scoring the model again", path)
+            if isinstance(stored, dict) and stored.get("document") == json.loads(
+                json.dumps(doc, default=_plain)
+            ):
+                return stored["metrics"], stored["extra"], True
+        text = json.dumps({"document": doc, "metrics": compute(), "extra": None}, default=_plain)
+        # What a later run reads back is what this one returns (numpy scalars made floats).
+        entry = json.loads(text)
+        entry["metrics"], entry["extra"] = entry["metrics"]
+        atomic_write(path, json.dumps(entry))
+        return entry["metrics"], entry["extra"], False

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from causalunlearn.errors import RunError
+from causalunlearn.numerics import CpuNumerics
 from causalunlearn.recipes import Recipe
 
 #: Relearn time: Adam (lr 1e-3, batch 32) fine-tuning on the forget rows, forget accuracy
@@ -50,16 +51,22 @@ class StudySettings:
         data_root: Data root (else ``CAUSALUNLEARN_DATA_ROOT``).
         cache_dir: Cache of datasets and models (else ``CAUSALUNLEARN_CACHE``).
         device: ``cpu``, ``cuda`` or ``None`` (CUDA when present).
-        threads: CPU threads for torch (``None``: torch's default; at least 1). Small models at
-            batch 32 gain nothing from intra-op threads, and on a busy machine an oversubscribed
-            pool is many times slower (docs/troubleshooting.md).
+        threads: CPU threads for torch *and* the OpenMP/BLAS pools of scikit-learn's attackers
+            (at least 1; ``None``: auto, ``min(available cores, torch's count)``, see
+            :func:`causalunlearn.numerics.resolve_threads`). Small models at batch 32 gain
+            nothing from intra-op threads, and on a busy machine an oversubscribed pool is many
+            times slower (docs/troubleshooting.md).
+        numerics: CPU numerics (:class:`~causalunlearn.numerics.CpuNumerics`: flush-to-zero,
+            channels_last inference), applied at the start of a run or sweep and recorded in
+            each manifest and cell; flush-to-zero is part of the cache key of trained models
+            and, when on, of :meth:`key` (it changes the numbers).
         progress: Show progress bars.
         executor: ``fast`` (default) or ``reference`` (the faithful oracle); recorded in each
             cell's file, not in its identity: both compute the same numbers to 1e-5.
 
     Raises:
         RunError: ``no-seeds``, ``duplicate-seeds``, ``bad-seed``, ``bad-count`` (threads),
-            ``bad-executor``.
+            ``bad-executor``, ``bad-numerics``.
     """
 
     seeds: Sequence[int] = (0, 1, 2)
@@ -72,6 +79,7 @@ class StudySettings:
     cache_dir: str | None = None
     device: str | None = None
     threads: int | None = None
+    numerics: CpuNumerics = field(default_factory=CpuNumerics)
     progress: bool = True
     executor: str = "fast"
 
@@ -103,6 +111,12 @@ class StudySettings:
                 f"threads must be a whole number of at least 1, got {self.threads!r}",
                 "e.g. threads=1 (or None for torch's default)",
             )
+        if not isinstance(self.numerics, CpuNumerics):
+            raise RunError(
+                "bad-numerics",
+                f"numerics is a CpuNumerics, got {type(self.numerics).__name__}",
+                "e.g. numerics=CpuNumerics(flush_denormal=True)",
+            )
         if self.executor not in EXECUTORS:
             raise RunError(
                 "bad-executor",
@@ -111,8 +125,12 @@ class StudySettings:
             )
 
     def key(self) -> dict[str, Any]:
-        """What a cell's numbers depend on besides the method, dataset, scenario and seed."""
-        return {
+        """What a cell's numbers depend on besides the method, dataset, scenario and seed.
+
+        Flush-to-zero joins the key only when on, so the cells and references of sweeps made
+        before the setting existed (all with it off) keep their identity.
+        """
+        key = {
             "model": self.model,
             "recipe": self.recipe.key(),
             "attacker": self.attacker,
@@ -126,3 +144,6 @@ class StudySettings:
             "curves": self.curves
             and {"every": CURVE_EVERY, "steps": CURVE_STEPS, "eval_rows": CURVE_EVAL_ROWS},
         }
+        if self.numerics.flush_denormal:
+            key["numerics"] = {"flush_denormal": True}
+        return key

@@ -31,14 +31,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.device import pick_device
 from causalunlearn.engine.verbs import model_name_for
 from causalunlearn.errors import RunError, shown
 from causalunlearn.methods.dispatch import trains
+from causalunlearn.numerics import applied, current, limit_threads
 from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell, score_model
 from causalunlearn.studies.entries import (
     Entry,
@@ -146,6 +145,7 @@ class Sweep:
         self.overwrite = overwrite
         self.on_cell = on_cell
         self.plots = plots
+        self._threads: int | None = None  # the thread count of the run in progress (recorded)
         self.cache = (
             ModelCache(Path(settings.cache_dir) / "models") if settings.cache_dir else ModelCache()
         )
@@ -209,16 +209,19 @@ class Sweep:
 
         The folder is claimed first (:func:`causalunlearn.studies.outdir.sweep_folder`: created,
         or resumed when it is a sweep folder; anything else is refused before computing) and
-        locked until the summary is written, so two sweeps never write one folder.
+        locked until the summary is written, so two sweeps never write one folder. The
+        settings' numerics and thread limits (:mod:`causalunlearn.numerics`) are applied before
+        any tensor work and recorded in every cell; the numerics in effect before are restored
+        at the end.
         """
-        with sweep_folder(self.out):
-            return self._run_claimed()
+        with sweep_folder(self.out), applied(self.settings.numerics):
+            with limit_threads(self.settings.threads) as threads:
+                self._threads = threads
+                return self._run_claimed()
 
     def _run_claimed(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
-        if self.settings.threads:
-            torch.set_num_threads(self.settings.threads)
         todo = []
         for entry, dataset, scenario, seed in self.cells():
             identity = self._identity(entry, dataset, scenario)
@@ -357,6 +360,8 @@ class Sweep:
             "recipe": asdict(s.recipe),
             "device": str(device),
             "executor": s.executor if trains(method) else None,
+            "numerics": current().key(),
+            "threads": self._threads,
             "split": {
                 "digest": split.digest(),
                 "forget": len(split.forget),

@@ -1,0 +1,161 @@
+"""CPU numerics and threads: process-wide settings a run applies once, records and keys on.
+
+Two concepts that decide how fast (and, for flush-to-zero, how exactly) the CPU computes:
+
+- :class:`CpuNumerics`: *flush-to-zero / denormals-are-zero* (``torch.set_flush_denormal``:
+  subnormal floats, which trained weights produce and which x86 CPUs handle through a slow
+  microcode path, become zero) and the ``channels_last`` memory format for the inference
+  forwards of 4-D (convolutional) models. Both are off by default: flush-to-zero changes
+  results (slightly), and is switched on by default only once it is shown to keep accuracies
+  and MIAs within tolerance on real data (docs/performance.md, "CPU numerics and threads").
+- threads: ``threads=None`` is *auto*, ``min(available cores, torch's thread count)``;
+  :func:`limit_threads` bounds torch's intra-op pool *and* the OpenMP/BLAS pools of
+  scikit-learn (the attackers) through ``threadpoolctl``; :func:`threads_for` divides the
+  cores between cells that run at once.
+
+A bottom module: it imports torch and :mod:`causalunlearn.errors` only (``threadpoolctl``
+lazily).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from causalunlearn.errors import RunError
+
+
+@dataclass(frozen=True)
+class CpuNumerics:
+    """How the CPU computes: a run setting, recorded in manifests and cache keys.
+
+    Attributes:
+        flush_denormal: Flush subnormal floats to zero (FTZ/DAZ) on the CPU. Changes trained
+            weights (it is part of the model cache's key) and, slightly, every number; much
+            faster where trained weights hold subnormals (issue 13: the MNIST CNN's inference
+            3.2× faster). Has no effect on a CPU without SSE3 (``apply`` returns False).
+        channels_last: Run the inference forwards of 4-D inputs (images through a conv net) in
+            the ``channels_last`` memory format (same numbers to float tolerance).
+
+    Raises:
+        RunError: ``bad-numerics`` for a value that is not a bool.
+    """
+
+    flush_denormal: bool = False
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("flush_denormal", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise RunError(
+                    "bad-numerics",
+                    f"CpuNumerics.{name} is True or False, got {getattr(self, name)!r}",
+                    f"e.g. CpuNumerics({name}=True)",
+                )
+
+    def key(self) -> dict[str, Any]:
+        """The settings as JSON (manifests, sweep cells)."""
+        return {"flush_denormal": self.flush_denormal, "channels_last": self.channels_last}
+
+
+#: What :func:`apply` last set for channels_last (torch keeps no such global).
+_channels_last = False
+
+
+def flush_denormal_active() -> bool:
+    """Whether the CPU flushes subnormals now (probed, so a direct
+    ``torch.set_flush_denormal`` call elsewhere is seen too)."""
+    tiny = torch.tensor([1e-310], dtype=torch.float64)  # a float64 subnormal
+    return bool((tiny * 1.0).item() == 0.0)
+
+
+def apply(numerics: CpuNumerics) -> bool:
+    """Set ``numerics`` for this process (and the threads it starts).
+
+    Call it before any tensor work where possible: torch's thread pool reads the floating-point
+    mode of the thread that starts it, and each worker process must apply it itself.
+
+    Returns:
+        Whether the CPU supports flushing denormals (``torch.set_flush_denormal``'s answer;
+        ``True`` when ``flush_denormal`` is off and nothing had to be set).
+    """
+    global _channels_last
+    supported = torch.set_flush_denormal(numerics.flush_denormal)
+    _channels_last = numerics.channels_last
+    return bool(supported) or not numerics.flush_denormal
+
+
+def current() -> CpuNumerics:
+    """The numerics in effect now (flush-to-zero probed from the CPU)."""
+    return CpuNumerics(flush_denormal=flush_denormal_active(), channels_last=_channels_last)
+
+
+@contextlib.contextmanager
+def applied(numerics: CpuNumerics) -> Iterator[bool]:
+    """:func:`apply` for the duration of a ``with`` block, then what was in effect before."""
+    before = current()
+    try:
+        yield apply(numerics)
+    finally:
+        apply(before)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The thread count of a run: ``threads``, or *auto* for ``None``.
+
+    Auto is ``min(available cores, torch.get_num_threads())``: torch's own count (its default,
+    unless the process set another) bounded by the cores this process may use, so a process
+    pinned to 2 cores of a 64-core machine runs 2 threads, not 32.
+    """
+    if threads is None:
+        return max(1, min(available_cores(), torch.get_num_threads()))
+    return threads
+
+
+def threads_for(cells_at_once: int, threads: int | None = None) -> int:
+    """Threads per cell when ``cells_at_once`` cells run side by side.
+
+    The cores of ``resolve_threads(threads)`` are divided evenly (rounded down, at least 1 per
+    cell): 2 cells on 8 cores get 4 threads each, 3 cells on 2 cores 1 each (oversubscribed; run
+    fewer at once). A sweep runs one cell at a time today, so it uses all of them.
+
+    Raises:
+        RunError: ``bad-count`` for fewer than one cell.
+    """
+    if isinstance(cells_at_once, bool) or not isinstance(cells_at_once, int) or cells_at_once < 1:
+        raise RunError(
+            "bad-count",
+            f"cells_at_once must be a whole number of at least 1, got {cells_at_once!r}",
+            "e.g. threads_for(2)",
+        )
+    return max(1, resolve_threads(threads) // cells_at_once)
+
+
+@contextlib.contextmanager
+def limit_threads(threads: int | None) -> Iterator[int]:
+    """Bound torch's intra-op threads and every OpenMP/BLAS pool (scikit-learn's attackers,
+    numpy) to ``resolve_threads(threads)`` inside the block; yields that count.
+
+    torch's count is set and left so afterwards (as ``torch.set_num_threads`` always was);
+    the OpenMP/BLAS limits are restored when the block ends.
+    """
+    from threadpoolctl import threadpool_limits
+
+    n = resolve_threads(threads)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    with threadpool_limits(limits=n):
+        yield n
