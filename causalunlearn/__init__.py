@@ -37,6 +37,9 @@ from causalunlearn.graph import (
 )
 from causalunlearn.graph.causal import causal_check
 from causalunlearn.graph.render import render, to_dot
+from causalunlearn.graph.shipped import shipped_graphs
+from causalunlearn.methods import MethodEntry, load_any
+from causalunlearn.methods.dispatch import Method
 
 __version__ = "0.1.0"
 
@@ -54,6 +57,13 @@ _LAZY = {
     "register_attacker": "causalunlearn.metrics.mia",
     "register_method": "causalunlearn.methods.registry",
     "ModelCache": "causalunlearn.studies.model_cache",
+    "StudySettings": "causalunlearn.studies.settings",
+    "Sweep": "causalunlearn.studies.sweep",
+    "load_entry": "causalunlearn.studies.entries",
+    "ablation_entries": "causalunlearn.studies.entries",
+    "summary_markdown": "causalunlearn.studies.summary",
+    "markdown_table": "causalunlearn.studies.experiment",
+    "tune": "causalunlearn.studies.tuning",
     "Recipe": "causalunlearn.recipes",
     "run_experiment": "causalunlearn.studies.experiment",
     "RunSettings": "causalunlearn.studies.experiment",
@@ -66,6 +76,10 @@ _LAZY = {
 
 __all__ = [
     "CausalUnlearnError",
+    "Method",
+    "MethodEntry",
+    "load_any",
+    "shipped_graphs",
     "DataError",
     "Graph",
     "GraphError",

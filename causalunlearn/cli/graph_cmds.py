@@ -150,7 +150,7 @@ def _print_files(files: dict[str, Path], folder: Path) -> None:
 def graphs_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn graphs``: each shipped graph (or method entry) file, its name
     and summary; then the files of ``$CAUSALUNLEARN_GRAPHS`` when it is set."""
-    from causalunlearn.methods.shipped import method_files, shipped_folder
+    from causalunlearn.graph.shipped import method_files, shipped_folder
 
     extra = extra_graphs_folder()
     if extra is not None and not extra.is_dir():

@@ -473,7 +473,9 @@ def load_graph(
     """Load a graph file (or YAML text), resolve ``extends``, apply a preset and overrides.
 
     Args:
-        source: Path to a ``.yaml`` file, or YAML text (anything containing a newline).
+        source: Path to a ``.yaml`` file, a shipped name (``camu``, ``ablations/no-cut-forget-z``;
+            :func:`~causalunlearn.graph.shipped.shipped_graphs`), or YAML text (anything
+            containing a newline).
         preset: Name of a preset of the graph to apply (e.g. ``mnist-class``).
         overrides: Dotted-path overrides applied after the preset.
 
@@ -485,12 +487,13 @@ def load_graph(
     """
     from causalunlearn.graph.edit import apply_overrides, with_preset
     from causalunlearn.graph.parse import graph_from_dict
+    from causalunlearn.graph.shipped import resolve_source
 
     text_given = isinstance(source, str) and "\n" in source
     if text_given:
         path, text, name = None, str(source), "<text>"
     else:
-        path = FsPath(source)
+        path = FsPath(resolve_source(source))  # a shipped name (camu, baselines/scrub) or a path
         if not path.is_file():
             what = not_a_file(path)
             raise GraphError(

@@ -22,7 +22,6 @@ from causalunlearn.methods.registry import (
     method_names,
     register_method,
 )
-from causalunlearn.methods.shipped import resolve_source, shipped_graphs
 
 __all__ = [
     "METHOD_FORMAT",
@@ -37,6 +36,4 @@ __all__ = [
     "method_from_dict",
     "method_names",
     "register_method",
-    "resolve_source",
-    "shipped_graphs",
 ]

@@ -33,9 +33,9 @@ import yaml
 from causalunlearn.errors import CausalUnlearnError, GraphError, Problem, did_you_mean
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.parse import Collector, _get, _mapping
+from causalunlearn.graph.shipped import missing_file_hint, resolve_source
 from causalunlearn.graph.yamlio import read_text_file, read_yaml
 from causalunlearn.methods.registry import RegisteredMethod, get_method
-from causalunlearn.methods.shipped import missing_file_hint, resolve_source
 
 if TYPE_CHECKING:
     import torch
@@ -392,7 +392,7 @@ def load_method(
 
     Args:
         source: Path to a ``.yaml`` file with ``format: causalunlearn.method/v1``, the name of a
-            shipped one (``baselines/ssd``, see :func:`~causalunlearn.methods.shipped_graphs`),
+            shipped one (``baselines/ssd``, see :func:`~causalunlearn.graph.shipped_graphs`),
             or YAML text.
         preset: Name of a preset of the entry (e.g. ``digits-class``).
         overrides: ``{"params.NAME": value}`` applied after the preset.
@@ -441,7 +441,7 @@ def load_any(
     Args:
         source: A file path (``graphs/camu.yaml``), the name of a shipped method — its path
             under ``graphs/`` without ``.yaml``: ``camu``, ``ablations/no-cut-forget-z``,
-            ``baselines/scrub`` (see :func:`~causalunlearn.methods.shipped_graphs`) — or YAML
+            ``baselines/scrub`` (see :func:`~causalunlearn.graph.shipped_graphs`) — or YAML
             text. An existing path wins over a shipped name.
         preset: Name of a preset of the graph or entry.
         overrides: Dotted-path overrides applied after the preset.

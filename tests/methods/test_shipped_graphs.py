@@ -13,7 +13,8 @@ import pytest
 
 from causalunlearn.errors import GraphError
 from causalunlearn.graph import load_graph
-from causalunlearn.methods import MethodEntry, load_any, resolve_source, shipped_graphs
+from causalunlearn.graph.shipped import resolve_source, shipped_graphs
+from causalunlearn.methods import MethodEntry, load_any
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "graphs"
@@ -177,7 +178,7 @@ def test_the_installed_wheel_loads_every_shipped_name_outside_the_checkout(insta
     names = sorted(_files_under_graphs())
     code = (
         "import sys, causalunlearn\n"
-        "from causalunlearn.methods import load_any, shipped_graphs\n"
+        "from causalunlearn import load_any, shipped_graphs\n"
         "print(causalunlearn.__file__)\n"
         "print(*sorted(shipped_graphs()), sep=',')\n"
         "print(*sorted(str(p) for p in shipped_graphs().values()), sep=',')\n"

@@ -1,12 +1,13 @@
 """The method files shipped with causalunlearn, addressable by name.
 
-The repository keeps them in its top-level ``graphs/`` folder; a wheel carries that folder as the
-package data ``causalunlearn/shipped_graphs`` (see ``setup.py``). A shipped method's *name* is its
-path under ``graphs/`` without ``.yaml``: ``camu``, ``ablations/no-cut-forget-z``,
+The repository keeps them in its top-level ``graphs/`` folder, reached from the package through
+the committed symlink ``causalunlearn/shipped_graphs -> ../graphs``; a wheel carries the files
+as the package data ``causalunlearn/shipped_graphs`` (``pyproject.toml``). A shipped method's
+*name* is its path under ``graphs/`` without ``.yaml``: ``camu``, ``ablations/no-cut-forget-z``,
 ``baselines/scrub``. :func:`resolve_source` turns what a user wrote (a name, a file path or YAML
-text) into what the loaders read; :func:`~causalunlearn.methods.load_any` and the command line
-call it, so ``causalunlearn validate camu`` works from any folder. This module does not import
-torch.
+text) into what the loaders read; :func:`~causalunlearn.graph.load_graph`,
+:func:`~causalunlearn.methods.load_any` and the command line call it, so ``causalunlearn
+validate camu`` works from any folder. This module does not import torch.
 """
 
 from __future__ import annotations
