@@ -54,27 +54,12 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 
 #: Upward imports in today's code: (importing module, imported module). Each is a debt; the test
-#: fails when one disappears, so that its line is deleted with the fix.
-ALLOWED_UPWARD: set[tuple[str, str]] = {
-    # recipes.py (a bottom module: training settings) builds the training graph itself; the
-    # builder belongs with graph/ or engine/ (training_graph), the Recipe dataclass stays.
-    ("causalunlearn.recipes", "causalunlearn.graph"),
-}
+#: fails when one disappears, so that its line is deleted with the fix. None today.
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
 
 #: Imports of another package's private names or modules in today's code:
-#: (importing module, imported module, name).
-ALLOWED_PRIVATE: set[tuple[str, str, str]] = {
-    # graph.validate._row_group (which stream carries a node's rows) is used by the compiler and
-    # the loop; it wants a public name in graph/ (architecture.md: "streams.py (public
-    # row_group)").
-    ("causalunlearn.compile.materialise", "causalunlearn.graph.validate", "_row_group"),
-    ("causalunlearn.compile.objective", "causalunlearn.graph.validate", "_row_group"),
-    ("causalunlearn.engine.loop", "causalunlearn.graph.validate", "_row_group"),
-    # The method-entry reader reuses the graph reader's field helpers and YAML dumper.
-    ("causalunlearn.methods.entry", "causalunlearn.graph.parse", "_get"),
-    ("causalunlearn.methods.entry", "causalunlearn.graph.parse", "_mapping"),
-    ("causalunlearn.methods.entry", "causalunlearn.graph.yamlio", "_Dumper"),
-}
+#: (importing module, imported module, name). None today.
+ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from causalunlearn.compile.keys import StreamKey
 from causalunlearn.errors import DataError
 from causalunlearn.graph import spec as S
 from causalunlearn.graph import vocab
-from causalunlearn.graph.validate import _row_group
+from causalunlearn.graph.validate import row_group
 from causalunlearn.registry import Implementations
 
 OpFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
@@ -314,12 +314,12 @@ def materialise(
         ref = e.reference
         if ref is None or ref.stream is None or ref.align != "paired" or e.data is None:
             continue
-        if _row_group(nodes, ref.stream) == _row_group(nodes, e.data):
+        if row_group(nodes, ref.stream) == row_group(nodes, e.data):
             continue
         perm = pairing(ref.stream, e.data)
         x, y = rows[StreamKey(ref.stream)]
         rows[StreamKey(ref.stream, aligned_to=e.data)] = (x[perm], y[perm])
     groups: dict[str, list[StreamKey]] = {}
     for key in rows:
-        groups.setdefault(_row_group(nodes, key.group_member), []).append(key)
+        groups.setdefault(row_group(nodes, key.group_member), []).append(key)
     return Streams(rows, groups, time.perf_counter() - start, pairings)

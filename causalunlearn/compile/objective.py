@@ -22,7 +22,7 @@ from causalunlearn.compile.keys import MODEL, ORIGINAL, ModelKey, StreamKey
 from causalunlearn.compile.references import get_reference
 from causalunlearn.errors import CausalUnlearnError, ModelError
 from causalunlearn.graph import spec as S
-from causalunlearn.graph.validate import _row_group
+from causalunlearn.graph.validate import row_group
 from causalunlearn.models.representation import capture_representation, resolve_layer_path
 
 Batch = dict[StreamKey, tuple[torch.Tensor, torch.Tensor]]
@@ -56,7 +56,7 @@ class StageContext:
         if aligned_to is None or aligned_to.reference is None or aligned_to.data is None:
             return StreamKey(stream)
         nodes = self.objective.graph.node_map
-        if aligned_to.reference.align == "paired" and _row_group(nodes, stream) != _row_group(
+        if aligned_to.reference.align == "paired" and row_group(nodes, stream) != row_group(
             nodes, aligned_to.data
         ):
             return StreamKey(stream, aligned_to=aligned_to.data)

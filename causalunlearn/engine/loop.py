@@ -35,7 +35,7 @@ from causalunlearn.compile.objective import Objective
 from causalunlearn.engine.plan import build_plan, check_executor
 from causalunlearn.engine.step import AMP_DTYPES, Masks, Runner, stage_masks
 from causalunlearn.errors import RunError
-from causalunlearn.graph.validate import _row_group
+from causalunlearn.graph.validate import row_group
 
 
 @dataclass
@@ -61,7 +61,7 @@ def _phases(objective: Objective) -> list[tuple[tuple[str, ...], list[str]]]:
     phases: list[tuple[tuple[str, ...], list[str]]] = []
     for sid in graph.schedule.order:
         streams = graph.stage(sid).zip or graph.schedule.zip
-        groups = tuple(dict.fromkeys(_row_group(graph.node_map, s) for s in streams))
+        groups = tuple(dict.fromkeys(row_group(graph.node_map, s) for s in streams))
         if phases and phases[-1][0] == groups:
             phases[-1][1].append(sid)
         else:

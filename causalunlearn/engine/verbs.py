@@ -26,7 +26,7 @@ from causalunlearn.engine.plan import check_executor
 from causalunlearn.engine.step import apply_run_options
 from causalunlearn.graph import spec as S
 from causalunlearn.models.zoo import build_model
-from causalunlearn.recipes import Recipe, training_graph
+from causalunlearn.recipes import Recipe
 
 #: Model used for each built-in dataset when none is named.
 DEFAULT_MODELS = {
@@ -46,6 +46,30 @@ def model_name_for(data: TensorData, model: str | None) -> str:
     name = view_base(data.name)  # a validation view uses its dataset's model
     base = name.split("-jpeg")[0] if name.startswith("cifar") else name
     return DEFAULT_MODELS.get(name, DEFAULT_MODELS.get(base, "mlp"))
+
+
+def training_graph(split: str, recipe: Recipe) -> S.Graph:
+    """The graph that trains a model from scratch on ``split`` (``train`` or ``retain``)."""
+    return S.Graph(
+        name=f"train-{split}",
+        summary=f"cross-entropy on the {split} data ({recipe.key()})",
+        nodes=(S.Node("data", "data", split=split), S.Node("Y", "output")),
+        mechanisms=(("data", "Y"),),
+        interventions=(
+            S.Intervention(
+                "fit",
+                stage="train",
+                data="data",
+                target="Y",
+                reference=S.Reference("labels", stream="data"),
+                divergence=S.Divergence("cross_entropy", softmax_over="classes"),
+            ),
+        ),
+        stages=(S.Stage("train", recipe.optimizer, recipe.lr, weight_decay=recipe.weight_decay),),
+        schedule=S.Schedule(
+            order=("train",), epochs=recipe.epochs, batch_size=recipe.batch_size, zip=("data",)
+        ),
+    )
 
 
 def train_from_scratch(

@@ -101,7 +101,11 @@ def _kind_hint(value: Any, allowed: Any) -> str:
     return hint
 
 
-def _mapping(c: Collector, value: Any, path: Path, allowed: tuple[str, ...], required=()) -> dict:
+def read_mapping(
+    c: Collector, value: Any, path: Path, allowed: tuple[str, ...], required=()
+) -> dict:
+    """``value`` as a mapping with only ``allowed`` keys and every ``required`` one (problems
+    go to ``c``; ``None`` reads as empty). Method entries and ``extends`` files reuse it."""
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
@@ -187,7 +191,7 @@ def _read_fields(
     return out
 
 
-def _get(
+def get_field(
     c: Collector,
     m: Mapping,
     key: str,
@@ -216,7 +220,7 @@ def _parse_do(c: Collector, raw: Any, path: Path) -> S.DoOp | None:
         )
         return None
     params_spec = schema.do_fields(op)
-    m = _mapping(c, raw, path, ("op", *params_spec))
+    m = read_mapping(c, raw, path, ("op", *params_spec))
     params = {name: _read(c, m, name, path, f) for name, f in params_spec.items()}
     return S.DoOp(op, tuple(sorted(params.items())))
 
@@ -238,7 +242,7 @@ def _parse_node(c: Collector, node_id: str, raw: Any, path: Path) -> S.Node | No
             )
         return None
     keys = schema.node_keys(kind)
-    m = _mapping(c, raw, path, keys)
+    m = read_mapping(c, raw, path, keys)
     values = _read_fields(c, m, S.Node, path, tuple(k for k in keys if k != "kind"))
     if kind != "data":
         return S.Node(node_id, kind, **values)
@@ -265,7 +269,7 @@ def _parse_reference(c: Collector, raw: Any, path: Path) -> S.Reference | None:
             "e.g. {original: retain_sample} or {labels: counterfactual, align: paired}",
         )
         return None
-    m = _mapping(c, raw, path, schema.reference_keys())
+    m = read_mapping(c, raw, path, schema.reference_keys())
     kinds = [k for k in S.REFERENCE_KINDS if k in m]
     if len(kinds) != 1:
         c.add(
@@ -306,10 +310,10 @@ def _build_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_k
     if not isinstance(raw, Mapping):
         c.add("wrong-type", path, f"intervention edge {shown(edge_id)} must be a mapping")
         return None
-    m = _mapping(c, raw, path, schema.keys(S.Intervention), schema.required(S.Intervention))
+    m = read_mapping(c, raw, path, schema.keys(S.Intervention), schema.required(S.Intervention))
     values = _read_fields(c, m, S.Intervention, path)
     dpath = (*path, "divergence")
-    dm = _mapping(c, m.get("divergence"), dpath, schema.keys(S.Divergence), ("kind",))
+    dm = read_mapping(c, m.get("divergence"), dpath, schema.keys(S.Divergence), ("kind",))
     divergence = None
     dkind = _read(c, dm, "kind", dpath, schema.field(S.Divergence, "kind"))
     if dkind is not None:
@@ -325,11 +329,11 @@ def _build_intervention(c: Collector, edge_id: str, raw: Any, path: Path, node_k
 
 
 def _parse_stage(c: Collector, stage_id: str, raw: Any, path: Path) -> S.Stage | None:
-    m = _mapping(c, raw, path, schema.keys(S.Stage), schema.required(S.Stage))
+    m = read_mapping(c, raw, path, schema.keys(S.Stage), schema.required(S.Stage))
     mask = None
     if m.get("mask") is not None:
         mpath = (*path, "mask")
-        mm = _mapping(c, m["mask"], mpath, schema.keys(S.Mask), schema.required(S.Mask))
+        mm = read_mapping(c, m["mask"], mpath, schema.keys(S.Mask), schema.required(S.Mask))
         mask_values = _read_fields(c, mm, S.Mask, mpath)
         if mask_values["kind"] and mask_values["data"]:
             mask = S.Mask(**mask_values)
@@ -383,7 +387,7 @@ def graph_from_dict(
     if not isinstance(data, Mapping):
         c.add("wrong-type", (), f"a graph is a mapping of sections, got {type(data).__name__}")
         c.raise_if_any()
-    top = _mapping(c, data, (), schema.keys(S.Graph), schema.required(S.Graph))
+    top = read_mapping(c, data, (), schema.keys(S.Graph), schema.required(S.Graph))
     fmt = _read(c, top, "format", (), schema.field(S.Graph, "format"), None)
     if fmt is not None and fmt != S.FORMAT:
         c.add(
@@ -432,12 +436,12 @@ def graph_from_dict(
     elif not isinstance(top["schedule"], Mapping):
         c.mark_unbuilt("schedule")
     # schedule.order is required; the semantic check reports it (for Python-built graphs too).
-    sm = _mapping(c, top.get("schedule"), ("schedule",), schema.keys(S.Schedule))
+    sm = read_mapping(c, top.get("schedule"), ("schedule",), schema.keys(S.Schedule))
     schedule = S.Schedule(**_read_fields(c, sm, S.Schedule, ("schedule",)))
     citation = None
     if top.get("citation") is not None:
         keys = schema.keys(S.Citation)
-        cm = _mapping(c, top["citation"], ("citation",), keys, schema.required(S.Citation))
+        cm = read_mapping(c, top["citation"], ("citation",), keys, schema.required(S.Citation))
         # Free text: a number (an unquoted arXiv id) is read as its text. Without a title (a
         # problem reported above) there is no citation to build.
         if "title" in cm:

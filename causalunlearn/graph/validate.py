@@ -166,7 +166,7 @@ def _aligned_root(nodes: dict[str, S.Node], name: str) -> str:
     return name
 
 
-def _row_group(nodes: dict[str, S.Node], name: str) -> str:
+def row_group(nodes: dict[str, S.Node], name: str) -> str:
     """The stream whose batches carry ``name``'s rows (paired nodes travel with their partner)."""
     seen = set()
     while name in nodes and name not in seen:
@@ -183,7 +183,7 @@ def _row_group(nodes: dict[str, S.Node], name: str) -> str:
 
 def _pairable(nodes: dict[str, S.Node], a: str, b: str) -> bool:
     """Whether two streams may be aligned row by row through the run's seeded pairing."""
-    if _row_group(nodes, a) == _row_group(nodes, b):
+    if row_group(nodes, a) == row_group(nodes, b):
         return True
     na, nb = nodes[_aligned_root(nodes, a)], nodes[_aligned_root(nodes, b)]
     sizes = {(n.split, n.sample) for n in (na, nb)}
@@ -335,7 +335,7 @@ def _check_intervention(c, nodes, stages, e: S.Intervention) -> None:
         if e.data in nodes and nodes[e.data].kind == "data":
             data = cast(str, e.data)  # a node id: it is in nodes
             same = _aligned_root(nodes, ref.stream) == _aligned_root(nodes, data)
-            if ref.align == "same" and not same and _row_group(nodes, ref.stream) != e.data:
+            if ref.align == "same" and not same and row_group(nodes, ref.stream) != e.data:
                 c.add(
                     "bad-alignment",
                     (*rpath, "align"),
@@ -394,13 +394,13 @@ def _check_stages(c, nodes, stages, interventions, schedule) -> None:
         if e.data not in nodes or e.stage not in stages:
             continue
         streams = stages[e.stage].zip or schedule.zip
-        groups = {_row_group(nodes, s) for s in streams if s in nodes}
-        if _row_group(nodes, e.data) not in groups:
+        groups = {row_group(nodes, s) for s in streams if s in nodes}
+        if row_group(nodes, e.data) not in groups:
             c.add(
                 "stream-not-zipped",
                 ("interventions", e.id, "data"),
                 f"stream '{e.data}' is not iterated by stage '{e.stage}'",
-                f"add '{_row_group(nodes, e.data)}' to schedule.zip (or the stage's zip)",
+                f"add '{row_group(nodes, e.data)}' to schedule.zip (or the stage's zip)",
             )
 
 

@@ -396,7 +396,7 @@ def not_a_file(path: FsPath) -> str | None:
 def _resolve(path: FsPath | None, text: str, source: str, depth: int = 0) -> tuple[dict, dict, Any]:
     """Read a graph file; resolve ``extends``. Returns (plain dict, lines, provenance)."""
     from causalunlearn.graph.edit import apply_overrides_to_dict, apply_removals_to_dict
-    from causalunlearn.graph.parse import Collector, _mapping, graph_from_dict
+    from causalunlearn.graph.parse import Collector, graph_from_dict, read_mapping
 
     data, lines = read_yaml(text, source)
     if not isinstance(data, dict) or "extends" not in data:
@@ -406,7 +406,7 @@ def _resolve(path: FsPath | None, text: str, source: str, depth: int = 0) -> tup
             [Problem("cycle", source, "'extends' chain is too deep or circular")], source
         )
     c = Collector(source, lines)
-    _mapping(c, data, (), EXTENDS_FIELDS, ("format", "extends", "name"))
+    read_mapping(c, data, (), EXTENDS_FIELDS, ("format", "extends", "name"))
     c.raise_if_any()
     base_path = (path.parent if path else FsPath.cwd()) / str(data["extends"])
     if not base_path.is_file():
@@ -515,7 +515,7 @@ def load_graph(
     return graph
 
 
-class _Dumper(yaml.SafeDumper):
+class YamlDumper(yaml.SafeDumper):
     """Block style for sections, flow style for small leaf mappings and lists."""
 
 
@@ -529,14 +529,14 @@ def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
 
 
-_Dumper.add_representer(dict, _represent_dict)
-_Dumper.add_representer(list, _represent_list)
+YamlDumper.add_representer(dict, _represent_dict)
+YamlDumper.add_representer(list, _represent_list)
 
 
 def dump_yaml(graph: S.Graph, full: bool = False) -> str:
     """The graph as YAML text; loading it back gives an equal graph."""
     return yaml.dump(
-        graph.to_dict(full=full), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+        graph.to_dict(full=full), Dumper=YamlDumper, sort_keys=False, allow_unicode=True, width=100
     )
 
 

@@ -32,7 +32,7 @@ import yaml
 
 from causalunlearn.errors import CausalUnlearnError, GraphError, Problem, did_you_mean
 from causalunlearn.graph import spec as S
-from causalunlearn.graph.parse import Collector, _get, _mapping
+from causalunlearn.graph.parse import Collector, get_field, read_mapping
 from causalunlearn.graph.shipped import missing_file_hint, resolve_source
 from causalunlearn.graph.yamlio import read_text_file, read_yaml
 from causalunlearn.methods.registry import RegisteredMethod, get_method
@@ -186,10 +186,10 @@ class MethodEntry:
 
     def to_yaml(self) -> str:
         """The entry as YAML text that loads back to an equal entry."""
-        from causalunlearn.graph.yamlio import _Dumper
+        from causalunlearn.graph.yamlio import YamlDumper
 
         return yaml.dump(
-            self.to_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+            self.to_dict(), Dumper=YamlDumper, sort_keys=False, allow_unicode=True, width=100
         )
 
     def digest(self) -> str:
@@ -312,7 +312,7 @@ def _lookup(c: Collector, name: Any, path: tuple[str, ...]) -> RegisteredMethod 
 def _any_mapping(c: Collector, value: Any, path: tuple[str, ...]) -> dict:
     """``value`` as a dict with any keys (a ``wrong-type`` problem when it is not a mapping)."""
     keys = tuple(map(str, value)) if isinstance(value, Mapping) else ()
-    return _mapping(c, value, path, keys)
+    return read_mapping(c, value, path, keys)
 
 
 def method_from_dict(
@@ -326,8 +326,8 @@ def method_from_dict(
             ``unknown-override-path`` — each with its ``file:line``.
     """
     c = Collector(source, lines)
-    m = _mapping(c, data, (), METHOD_FIELDS, ("format", "name", "method"))
-    fmt = _get(c, m, "format", (), str, None)
+    m = read_mapping(c, data, (), METHOD_FIELDS, ("format", "name", "method"))
+    fmt = get_field(c, m, "format", (), str, None)
     if fmt == S.FORMAT:  # a graph: its fields are not worth listing one by one
         c.problems = []
         c.add(
@@ -340,14 +340,15 @@ def method_from_dict(
     if fmt is not None and fmt != METHOD_FORMAT:
         hint = f"method entry files start with 'format: {METHOD_FORMAT}'"
         c.add("bad-format", ("format",), f"unknown format '{fmt}'", hint)
-    name = _get(c, m, "name", (), str, None)
-    summary = _get(c, m, "summary", (), str, "")
+    name = get_field(c, m, "name", (), str, None)
+    summary = get_field(c, m, "summary", (), str, "")
     registered = _lookup(c, m["method"], ("method",)) if m.get("method") is not None else None
-    citation_raw = _mapping(c, m.get("citation"), ("citation",), CITATION_FIELDS)
+    citation_raw = read_mapping(c, m.get("citation"), ("citation",), CITATION_FIELDS)
     citation = {
         k: v
         for k in citation_raw
-        if k in CITATION_FIELDS and (v := _get(c, citation_raw, k, ("citation",), str)) is not None
+        if k in CITATION_FIELDS
+        and (v := get_field(c, citation_raw, k, ("citation",), str)) is not None
     }
     params: dict[str, Any] = {}
     params_raw = _any_mapping(c, m.get("params"), ("params",))
