@@ -10,6 +10,7 @@ leaves half a folder and never replaces an earlier finished one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from causalunlearn.studies.outdir import run_folder
 from causalunlearn.studies.records import MANIFEST_FORMAT, versions
 from causalunlearn.studies.settings import StudySettings
 
+_log = logging.getLogger(__name__)
 ROLES = ("original", "unlearned", "oracle")
 
 
@@ -229,6 +231,57 @@ def _reference_scores(
     return scores
 
 
+#: A brought checkpoint this many points below the built-in original on the training rows was
+#: most likely trained on other preprocessing or another split (docs/concepts.md, "Built-in
+#: datasets"): its forget IDs then point at other rows.
+CHECKPOINT_GAP_POINTS = 5.0
+#: The built-in original is trained for the comparison when it is not cached and the training
+#: set is at most this large (seconds on CPU); above it the check needs it cached.
+CHECKPOINT_TRAIN_ROWS = 10_000
+
+
+def _check_brought_checkpoint(model, data, split, settings, cache, model_name, seed, device):
+    """Warn loudly when a brought checkpoint does much worse on the training rows than the
+    toolkit's own original of the same dataset, model, recipe and seed."""
+    import warnings
+
+    from causalunlearn.errors import CausalUnlearnWarning
+    from causalunlearn.metrics.accuracy import accuracy, predict
+
+    path = cache.path(data, split, "original", model=model_name, recipe=settings.recipe, seed=seed)
+    if not path.is_file() and len(data.train_y) > CHECKPOINT_TRAIN_ROWS:
+        _log.info(
+            "not compared with the built-in original (not cached: run once without --checkpoint"
+            " to cache it); check that your checkpoint saw this toolkit's preprocessing and split"
+            " (docs/concepts.md, 'Built-in datasets')"
+        )
+        return
+    builtin, _ = cache.get(
+        data,
+        split,
+        "original",
+        model=model_name,
+        recipe=settings.recipe,
+        seed=seed,
+        device=device,
+        progress=settings.progress,
+    )
+    mine = accuracy(predict(model, data.train_x, device=device).cpu(), data.train_y)
+    theirs = accuracy(predict(builtin, data.train_x, device=device).cpu(), data.train_y)
+    if mine < theirs - CHECKPOINT_GAP_POINTS:
+        message = (
+            f"the checkpoint {settings.checkpoint} reaches {mine:.1f} % on the training rows of"
+            f" {data.name}, {theirs - mine:.1f} points below the built-in original"
+            f" ({theirs:.1f} %): it was probably trained on other preprocessing or another"
+            " train/test split, so the forget IDs point at other rows and every number of this"
+            " run is about a model that never saw them as training data; train it on the rows"
+            " and preprocessing of docs/concepts.md ('Built-in datasets', load_dataset(...)"
+            ".train_index gives the original row of each training row)"
+        )
+        _log.warning(message)
+        warnings.warn(message, CausalUnlearnWarning, stacklevel=2)
+
+
 def _one_seed(method, settings, data, model_name, cache, device, seed, staging) -> dict[str, Any]:
     split: Split = make_split(data.train_y, settings.scenario, seed, data.num_classes)
 
@@ -260,6 +313,7 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
             original.to(device).eval(),
             {"cached": True, "seconds": 0.0, "path": settings.checkpoint},
         )
+        _check_brought_checkpoint(original, data, split, settings, cache, model_name, seed, device)
     else:
         original, info_o = cached("original")
     # The same scoring and the same cell as a sweep's: the original first (its forget accuracy is

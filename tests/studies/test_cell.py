@@ -95,3 +95,36 @@ def test_a_missing_checkpoint_is_refused_by_the_settings(tmp_path):
     with pytest.raises(RunError) as err:
         RunSettings(checkpoint=str(tmp_path / "nowhere.pt"))
     assert err.value.code == "missing-checkpoint"
+
+
+def test_a_checkpoint_far_below_the_builtin_original_is_warned_about(tmp_path):
+    import torch
+
+    from causalunlearn.errors import CausalUnlearnWarning
+    from causalunlearn.models.zoo import build_model, save_state
+    from causalunlearn.studies.model_cache import ModelCache
+
+    cache = tmp_path / "cache"
+    common = dict(seeds=(0,), recipe=FAST, cache_dir=str(cache), oracle=False, progress=False)
+    camu = load_any(CAMU, preset="digits-class")
+    # An untrained network: ~10 % on the training rows, far below the built-in original.
+    save_state(build_model("mlp", 10, (1, 8, 8), seed=3), tmp_path / "random.pt")
+    with pytest.warns(CausalUnlearnWarning, match="points below the built-in original"):
+        run_experiment(camu, RunSettings(checkpoint=str(tmp_path / "random.pt"), **common))
+    # The built-in original itself, brought as a checkpoint: no warning.
+    from causalunlearn.data import load_dataset, make_split
+
+    data = load_dataset("digits")
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    original, _ = ModelCache(cache / "models").get(
+        data,
+        split,
+        "original",
+        model="mlp",
+        recipe=FAST,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    save_state(original, tmp_path / "mine.pt")
+    run_experiment(camu, RunSettings(checkpoint=str(tmp_path / "mine.pt"), **common))
