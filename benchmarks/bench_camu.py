@@ -11,21 +11,35 @@ Not a test. Prints a table and writes JSON; every figure comes from one run on o
   of steps, extrapolated to an epoch);
 - unlearning cost as a fraction of retraining (class-0 and random-10% removal);
 - unlearning loop time against forget-set size (random 1..40%, one epoch each), plotted;
-- a torch.profiler summary of the fast loop.
+- a torch.profiler summary of the fast loop;
+- CPU numerics (issue 13), first: each part of the issue's table (split, counterfactuals,
+  loop, evaluation of one model, whole ``causalunlearn run`` process) with the numerics off,
+  with flush-to-zero, and with flush-to-zero + channels_last, alternated (A B C A B C) over
+  ``--repeats`` rounds (the minimum of each part is reported); the loop against the compute
+  floor of the same *trained* weights (fwd+bwd+Adam at the loop's batch, same numerics); the
+  ratios of every part to the numerics-off run and, on MNIST, to the official CaMU code's
+  anchor figures (measured on this project's 2-core machine, issue 13); and, with
+  ``--train-epochs N``, original training seconds per epoch with and without flush-to-zero.
 
 Usage::
 
     CAUSALUNLEARN_DATA_ROOT=/path/to/data python benchmarks/bench_camu.py [--quick] [--out F]
+    python benchmarks/bench_camu.py --dataset digits --quick   # smoke check, numerics only
+    CAUSALUNLEARN_DATA_ROOT=... python benchmarks/bench_camu.py --numerics-only --threads 2 \
+        --repeats 2 --train-epochs 20                          # the issue-13 table
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -37,12 +51,15 @@ from tqdm.auto import tqdm
 
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.device import pick_device
-from causalunlearn.engine.verbs import train_from_scratch, unlearn
+from causalunlearn.engine.verbs import model_name_for, train_from_scratch, unlearn
 from causalunlearn.graph import load_graph
 from causalunlearn.metrics.evaluate import evaluate
 from causalunlearn.models.zoo import build_model
+from causalunlearn.numerics import CpuNumerics, applied
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.cell import score_model
 from causalunlearn.studies.model_cache import ModelCache
+from causalunlearn.studies.settings import StudySettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMU = ROOT / "graphs" / "camu.yaml"
@@ -85,12 +102,26 @@ def peak_rss(out: dict, key: str, every: float = 0.01):
         out[key] = {"peak_rss_mib": peak[0] / 2**20, "rise_mib": (peak[0] - start) / 2**20}
 
 
-def floor(batch: int, steps: int, with_step: bool) -> float:
-    """Seconds per forward+backward (+ Adam step) of the MNIST CNN on ``batch`` rows."""
-    model = build_model("cnn", 10, (1, 28, 28), seed=0).to(DEVICE)
+def floor(
+    batch: int,
+    steps: int,
+    with_step: bool,
+    *,
+    model_name: str = "cnn",
+    num_classes: int = 10,
+    input_shape: tuple[int, ...] = (1, 28, 28),
+    state: dict | None = None,
+) -> float:
+    """Seconds per forward+backward (+ Adam step) of a model (default: a fresh MNIST CNN; with
+    ``state``, those trained weights: their subnormals are what flush-to-zero removes)."""
+    model = build_model(model_name, num_classes, input_shape, seed=0)
+    if state is not None:
+        model.load_state_dict(state)
+    model = model.to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    x = torch.randn(batch, *input_shape, generator=g)
+    y = torch.randint(0, num_classes, (batch,), generator=g)
     x, y = x.to(DEVICE), y.to(DEVICE)
 
     def one() -> None:
@@ -202,6 +233,215 @@ def profile_fast(graph, original, data, split, top: int = 15) -> list[dict]:
     ]
 
 
+#: The official CaMU code on this project's machine kind (2 cores, Intel Xeon, idle, 2 torch
+#: threads, MNIST class-0 removal, seed 0, 20-epoch original; issue 13), seconds.
+OFFICIAL_ANCHOR = {
+    "whole_s": (98.7, 98.7),
+    "split_s": (40.0, 51.0),
+    "unlearn_s": (27.1, 27.4),
+    "evaluate_s": (19.0, 22.0),
+}
+#: The issue-13 targets (absolute seconds; loop as a ratio to the floor).
+TARGETS = {"whole_s": 24.0, "evaluate_s": 8.0, "loop_over_floor": 1.2}
+NUMERICS = {
+    "off": CpuNumerics(),
+    "flush": CpuNumerics(flush_denormal=True),
+    "flush+channels_last": CpuNumerics(flush_denormal=True, channels_last=True),
+}
+PARTS = ("split_s", "materialise_s", "loop_s", "unlearn_s", "evaluate_s", "whole_s")
+
+
+def whole_process(
+    dataset: str,
+    preset: str,
+    checkpoint: str,
+    numerics: CpuNumerics,
+    threads: int,
+    cache: str | None,
+) -> float:
+    """Wall seconds of one ``causalunlearn run … --no-oracle`` process (import to exit), from
+    the given original's weights (``--checkpoint``: the same weights for every setting)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "causalunlearn.cli", "run", str(CAMU)]
+        cmd += ["--dataset", dataset, "--scenario", "class:0", "--preset", preset]
+        cmd += ["--seeds", "0", "--no-oracle", "--checkpoint", checkpoint, "--no-progress"]
+        cmd += ["--threads", str(threads), "--device", DEVICE.type]
+        cmd += ["--cache-dir", cache] if cache else []
+        cmd += ["--flush-denormal" if numerics.flush_denormal else "--no-flush-denormal"]
+        cmd += ["--channels-last"] if numerics.channels_last else []
+        cmd += ["--out", str(Path(tmp) / "run")]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+        return time.perf_counter() - start
+
+
+def numerics_parts(graph, original, data, model_name: str, numerics: CpuNumerics) -> dict:
+    """The in-process parts of one run under ``numerics``: split, counterfactuals, loop,
+    evaluation of the unlearned model (``score_model``, every metric a run reports), and the
+    loop's compute floor on the original's trained weights."""
+    record: dict = {}
+    with applied(numerics):
+        t = time.perf_counter()
+        split = make_split(data.train_y, "class:0", 0, data.num_classes)
+        record["split_s"] = time.perf_counter() - t
+        result = unlearn(graph, original, data, split, seed=0, progress=False, device=DEVICE)
+        record["materialise_s"] = result.seconds["materialise"]
+        record["loop_s"] = result.seconds["loop"]
+        record["unlearn_s"] = result.seconds["total"]
+        steps = sum(result.log.steps.values())
+        record["steps"] = steps
+        t = time.perf_counter()
+        metrics, _ = score_model(
+            result.model, data, split, 0, StudySettings(seeds=(0,), progress=False), device=DEVICE
+        )
+        record["evaluate_s"] = time.perf_counter() - t
+        record["metrics"] = metrics
+        state = {k: v.detach().cpu().clone() for k, v in original.state_dict().items()}
+        per_step = floor(
+            2 * graph.schedule.batch_size,
+            min(steps, 200),
+            True,
+            model_name=model_name,
+            num_classes=data.num_classes,
+            input_shape=tuple(data.input_shape),
+            state=state,
+        )
+        record["floor_loop_s"] = steps * per_step
+    return record
+
+
+def numerics_report(args, data, original, original_path: str, model_name: str) -> dict:
+    """Every part with each of ``NUMERICS``, alternated over ``args.repeats`` rounds."""
+    preset = f"{data.name}-class" if data.name != "digits" else "digits-class"
+    graph = load_graph(CAMU, preset=preset)
+    rounds: dict[str, list[dict]] = {name: [] for name in NUMERICS}
+    if args.repeats == 1:  # one untimed round first, so the first setting pays no warm-up
+        numerics_parts(graph, original, data, model_name, NUMERICS["off"])
+    for _ in range(args.repeats):
+        for name, numerics in NUMERICS.items():  # A B C A B C: drift hits every setting alike
+            record = numerics_parts(graph, original, data, model_name, numerics)
+            if not args.no_whole:
+                record["whole_s"] = whole_process(
+                    data.name, preset, original_path, numerics, args.threads, args.cache_dir
+                )
+            rounds[name].append(record)
+    best = {
+        name: {k: min(r[k] for r in recs) for k in PARTS if k in recs[0]}
+        for name, recs in rounds.items()
+    }
+    for name, b in best.items():
+        b["floor_loop_s"] = min(r["floor_loop_s"] for r in rounds[name])
+        b["loop_over_floor"] = b["loop_s"] / b["floor_loop_s"]
+    ratios = {
+        name: {k: best[name][k] / best["off"][k] for k in best["off"] if k.endswith("_s")}
+        for name in NUMERICS
+    }
+    report = {
+        "dataset": data.name,
+        "preset": preset,
+        "repeats": args.repeats,
+        "rounds": rounds,
+        "best": best,
+        "ratio_to_off": ratios,
+        # the flushed and plain runs must agree (docs/performance.md: ±0.1 accuracy, ±1 MIA)
+        "metric_change": {
+            name: {
+                k: rounds[name][0]["metrics"][k] - rounds["off"][0]["metrics"][k]
+                for k in rounds["off"][0]["metrics"]
+                if isinstance(rounds["off"][0]["metrics"][k], float)
+            }
+            for name in NUMERICS
+        },
+    }
+    if data.name == "mnist":
+        report["official_anchor_s"] = OFFICIAL_ANCHOR
+        report["targets"] = TARGETS
+    if args.train_epochs:
+        report["training"] = {}
+        split = make_split(data.train_y, "class:0", 0, data.num_classes)
+        for name in ("off", "flush"):
+            with applied(NUMERICS[name]):
+                _, log = train_from_scratch(
+                    data,
+                    split,
+                    "train",
+                    model=model_name,
+                    recipe=Recipe(epochs=args.train_epochs),
+                    seed=0,
+                    device=DEVICE,
+                    progress=False,
+                )
+            report["training"][name] = {
+                "epochs": args.train_epochs,
+                "loop_s": log.seconds,
+                "s_per_epoch": log.seconds / args.train_epochs,
+            }
+        tr = report["training"]
+        tr["flush_over_off"] = tr["flush"]["loop_s"] / tr["off"]["loop_s"]
+    return report
+
+
+def numerics_table(r: dict) -> str:
+    """The numerics report as the issue-13 table (best of the rounds) and its ratios."""
+    best, ratio = r["best"], r["ratio_to_off"]
+    names = list(best)
+    anchor = r.get("official_anchor_s")
+    lines = [
+        f"CPU numerics, CaMU {r['dataset']} class 0 ({r['preset']}), seconds, best of"
+        f" {r['repeats']} round(s); ratio to numerics off in brackets",
+        "",
+        "| part |"
+        + (" official CaMU code |" if anchor else "")
+        + "".join(f" {n} |" for n in names),
+        "|---|" + ("---|" if anchor else "") + "---|" * len(names),
+    ]
+    labels = {
+        "whole_s": "whole process (`run … --no-oracle`, --checkpoint)",
+        "split_s": "split construction",
+        "unlearn_s": "counterfactuals + unlearning",
+        "materialise_s": "  counterfactuals",
+        "loop_s": "  unlearning loop",
+        "evaluate_s": "evaluation (one model)",
+    }
+    for key, label in labels.items():
+        if key not in best["off"]:
+            continue
+        row = f"| {label} |"
+        if anchor:
+            lo, hi = anchor.get(key, (None, None)) if key in anchor else (None, None)
+            row += " – |" if lo is None else (f" {lo:g} |" if lo == hi else f" {lo:g}–{hi:g} |")
+        row += "".join(f" {best[n][key]:.2f} ({ratio[n][key]:.2f}×) |" for n in names)
+        lines.append(row)
+    lines.append(
+        "| loop / floor (fwd+bwd+Adam, trained weights) |"
+        + (" – |" if anchor else "")
+        + "".join(f" {best[n]['loop_over_floor']:.2f} |" for n in names)
+    )
+    if anchor and "whole_s" in best["off"]:
+        lines += [
+            "",
+            "- whole process vs the official code's 98.7 s: "
+            + ", ".join(f"{n} {98.7 / best[n]['whole_s']:.2f}× faster" for n in names)
+            + f" (target ≥ 4×: ≤ {TARGETS['whole_s']:g} s)",
+        ]
+    change = r["metric_change"]
+    worst = {
+        n: max((abs(v), k) for k, v in change[n].items() if not math.isnan(v))
+        for n in names
+        if n != "off" and change[n]
+    }
+    for n, (v, k) in worst.items():
+        lines.append(f"- {n}: largest metric change vs off {v:.3f} points ({k})")
+    if "training" in r:
+        t = r["training"]
+        lines.append(
+            f"- original training ({t['off']['epochs']} epochs): off {t['off']['s_per_epoch']:.1f}"
+            f" s/epoch, flush {t['flush']['s_per_epoch']:.1f} s/epoch ="
+            f" {t['flush_over_off']:.2f}× (target ≤ 0.8×)"
+        )
+    return "\n".join(lines)
+
+
 def plot_scaling(points: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -231,21 +471,46 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "perf-scaling.png"))
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "digits"],
+        help="mnist (default) or digits (a smoke check: the numerics section only)",
+    )
+    parser.add_argument(
+        "--numerics-only", action="store_true", help="only the CPU-numerics section (issue 13)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="alternated rounds of the numerics section (quick 1, else 2)"
+    )
+    parser.add_argument(
+        "--train-epochs",
+        type=int,
+        default=0,
+        help="also time original training for N epochs with and without flush-to-zero",
+    )
+    parser.add_argument(
+        "--no-whole", action="store_true", help="skip the whole-process (subprocess) timings"
+    )
+    parser.add_argument("--cache-dir", help="cache of datasets and models (else the default)")
     args = parser.parse_args(argv)
     global DEVICE
     DEVICE = pick_device(args.device)
     torch.set_num_threads(args.threads)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 2
+    numerics_only = args.numerics_only or args.dataset != "mnist"
     out = Path(
         args.out
         or ROOT
         / "benchmarks"
         / "results"
-        / f"camu-{DEVICE.type}{'-quick' if args.quick else ''}.json"
+        / f"camu-{DEVICE.type}{'' if args.dataset == 'mnist' else '-' + args.dataset}"
+        f"{'-numerics' if numerics_only else ''}{'-quick' if args.quick else ''}.json"
     )
     report: dict = {
-        "command": "python benchmarks/bench_camu.py"
-        + (" --quick" if args.quick else "")
-        + (f" --device {DEVICE.type}" if DEVICE.type != "cpu" else ""),
+        "command": "python benchmarks/bench_camu.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": str(DEVICE),
         "machine": {
             "platform": platform.platform(),
@@ -256,6 +521,16 @@ def main(argv: list[str] | None = None) -> dict:
             "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout,
         },
     }
+    if numerics_only:
+        data = load_dataset(args.dataset, progress=False, cache_dir=args.cache_dir)
+        model_name = model_name_for(data, None)
+        original, original_path = _original(args, data, model_name)
+        report["numerics"] = numerics_report(args, data, original, original_path, model_name)
+        _write(report, out)
+        print(numerics_table(report["numerics"]))
+        print(f"\nJSON: {out}")
+        return report
+
     sections = ["floor", "camu-class fast", "camu-class reference", "training", "random-10%"]
     fractions = [0.01, 0.05, 0.10] if args.quick else [0.01, 0.05, 0.10, 0.20, 0.40]
     sections += [f"scaling {f:.0%}" for f in fractions] + ([] if args.no_profile else ["profile"])
@@ -279,19 +554,10 @@ def main(argv: list[str] | None = None) -> dict:
     bar.update()
 
     fl = dict(report["floor_start"])  # replaced by the min of start and end below
-    data = load_dataset("mnist", progress=False)
-    probe_split = make_split(data.train_y, "class:0", 0, data.num_classes)
-    original, info = ModelCache().get(
-        data,
-        probe_split,
-        "original",
-        model="cnn",
-        recipe=Recipe(),
-        seed=0,
-        device=DEVICE,
-        progress=True,
-    )
-    report["original"] = {"cached": info["cached"], "path": info.get("path")}
+    data = load_dataset("mnist", progress=False, cache_dir=args.cache_dir)
+    original, original_path = _original(args, data, "cnn")
+    report["original"] = {"path": original_path}
+    report["numerics"] = numerics_report(args, data, original, original_path, "cnn")
     graph = load_graph(CAMU, preset="mnist-class")
 
     runs = {}
@@ -385,6 +651,33 @@ def main(argv: list[str] | None = None) -> dict:
         report["profile_fast_1epoch"] = profile_fast(graph, original, data, split)
         bar.update()
     bar.close()
+    _write(report, out)
+    print(numerics_table(report["numerics"]) + "\n")
+    print(table(report))
+    print(f"\nJSON: {out}\nplot: {args.plot}")
+    return report
+
+
+def _original(args, data, model_name: str) -> tuple[torch.nn.Module, str]:
+    """The cached original (trained with the numerics off: the weights every setting starts
+    from; digits ``--quick``: 2 epochs, else the 20-epoch recipe) and its file."""
+    cache = ModelCache(Path(args.cache_dir) / "models") if args.cache_dir else ModelCache()
+    recipe = Recipe(epochs=2) if args.quick and data.name == "digits" else Recipe()
+    with applied(CpuNumerics()):
+        original, info = cache.get(
+            data,
+            make_split(data.train_y, "class:0", 0, data.num_classes),
+            "original",
+            model=model_name,
+            recipe=recipe,
+            seed=0,
+            device=DEVICE,
+            progress=not args.quick,
+        )
+    return original, info["path"]
+
+
+def _write(report: dict, out: Path) -> None:
     report["machine"]["uptime_after"] = subprocess.run(
         ["uptime"], capture_output=True, text=True
     ).stdout
@@ -393,9 +686,6 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = out.with_suffix(".json.partial")
     tmp.write_text(json.dumps(report, indent=2, default=str))
     os.replace(tmp, out)
-    print(table(report))
-    print(f"\nJSON: {out}\nplot: {args.plot}")
-    return report
 
 
 def table(r: dict) -> str:
