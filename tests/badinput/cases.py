@@ -355,3 +355,61 @@ CASES += [
         also=("not a regular file",),
     ),
 ]
+
+# -- silently wrong before: settings that would count a run twice or train nothing; output
+# folders that are not the toolkit's (refused before any computing, nothing touched) --------
+
+
+def _nan_checkpoint() -> bytes:
+    import io
+
+    import torch
+
+    from causalunlearn.models.zoo import build_model
+
+    net = build_model("mlp", 10, (1, 8, 8), seed=0)
+    buffer = io.BytesIO()
+    torch.save({k: torch.full_like(v, float("nan")) for k, v in net.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+_COMPARE = ("--no-progress", "--cache-dir", "{tmp}/cache")
+CASES += [
+    Case("run-seeds-repeated", ("run", "{camu}", "--seeds", "0,0", *_RUN), "duplicate-seeds"),
+    Case(
+        "compare-seeds-repeated",
+        ("compare", "{camu}", "--seeds", "1,2,1", "--out", "{tmp}/sw", *_COMPARE),
+        "duplicate-seeds",
+    ),
+    Case("epochs-original-0", ("run", "{camu}", "--epochs-original", "0", *_RUN), "bad-recipe"),
+    Case("epochs-original-neg", ("run", "{camu}", "--epochs-original", "-3", *_RUN), "bad-recipe"),
+    Case(
+        "checkpoint-of-nan",
+        ("run", "{camu}", "--checkpoint", "{tmp}/nan.pt", *_RUN),
+        "non-finite-checkpoint",
+        {"nan.pt": _nan_checkpoint()},
+    ),
+    Case(
+        "checkpoint-missing",
+        ("run", "{camu}", "--checkpoint", "{tmp}/nowhere.pt", *_RUN),
+        "missing-checkpoint",
+    ),
+    Case(
+        "out-is-a-users-folder",
+        ("run", "{camu}", "--overwrite", *_RUN),
+        "out-not-ours",
+        {"out/thesis.tex": b"years of work\n"},
+    ),
+    Case("out-is-a-file", ("run", "{camu}", *_RUN), "out-is-file", {"out": b"a file\n"}),
+    Case(
+        "compare-into-a-run-folder",
+        ("compare", "{camu}", "--out", "{tmp}/out", *_COMPARE),
+        "out-is-run",
+        {"out/manifest.json": b'{"format": "causalunlearn.run/v1", "status": "finished"}'},
+    ),
+    Case(
+        "ablate-a-method-entry",
+        ("ablate", "baselines/ssd", "--out", "{tmp}/ab", *_COMPARE),
+        "not-a-graph",
+    ),
+]
