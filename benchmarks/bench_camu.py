@@ -275,6 +275,34 @@ def whole_process(
         return time.perf_counter() - start
 
 
+def predict_batches(
+    rows: int = 8192, batches: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096), state=None
+) -> dict:
+    """Rows/s of ``predict`` on the MNIST CNN (random MNIST-shaped inputs; fresh weights unless
+    ``state``) per batch size and numerics setting, best of 2."""
+    from causalunlearn.metrics.accuracy import predict
+
+    net = build_model("cnn", 10, (1, 28, 28), seed=0)
+    if state is not None:
+        net.load_state_dict(state)
+    net = net.to(DEVICE).eval()
+    x = torch.randn(rows, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    predict(net, x[:2048], device=DEVICE)  # warm-up
+    table: dict = {}
+    for name, numerics in NUMERICS.items():
+        with applied(numerics):
+            table[name] = {}
+            for bs in batches:
+                best = math.inf
+                for _ in range(2):
+                    t = time.perf_counter()
+                    predict(net, x, batch_size=bs, device=DEVICE)
+                    _sync()
+                    best = min(best, time.perf_counter() - t)
+                table[name][bs] = rows / best
+    return table
+
+
 def numerics_parts(graph, original, data, model_name: str, numerics: CpuNumerics) -> dict:
     """The in-process parts of one run under ``numerics``: split, counterfactuals, loop,
     evaluation of the unlearned model (``score_model``, every metric a run reports), and the
@@ -493,6 +521,11 @@ def main(argv: list[str] | None = None) -> dict:
         "--no-whole", action="store_true", help="skip the whole-process (subprocess) timings"
     )
     parser.add_argument("--cache-dir", help="cache of datasets and models (else the default)")
+    parser.add_argument(
+        "--predict-only",
+        action="store_true",
+        help="only predict's rows/s per batch size and numerics (fresh MNIST CNN, random inputs)",
+    )
     args = parser.parse_args(argv)
     global DEVICE
     DEVICE = pick_device(args.device)
@@ -521,6 +554,12 @@ def main(argv: list[str] | None = None) -> dict:
             "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout,
         },
     }
+    if args.predict_only:
+        report["predict_rows_per_s"] = predict_batches()
+        _write(report, out.with_name(f"predict-{DEVICE.type}.json"))
+        for name, row in report["predict_rows_per_s"].items():
+            print(f"{name:20}", "  ".join(f"{bs}: {v:,.0f}" for bs, v in row.items()))
+        return report
     if numerics_only:
         data = load_dataset(args.dataset, progress=False, cache_dir=args.cache_dir)
         model_name = model_name_for(data, None)
