@@ -34,7 +34,7 @@ from causalunlearn.numerics import applied, current, limit_threads
 from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell, score_model
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import run_folder
-from causalunlearn.studies.records import MANIFEST_FORMAT, versions
+from causalunlearn.studies.records import MANIFEST_FORMAT, RunManifest, versions
 from causalunlearn.studies.settings import StudySettings
 
 _log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def run_experiment(
     out: str | Path | None = None,
     *,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> RunManifest:
     """Run ``method`` for every seed; return the manifest and write the run folder to ``out``.
 
     ``method`` is a graph or a non-training method entry (SSD): both run through the one cell
@@ -178,7 +178,7 @@ def run_experiment(
             _one_seed(method, settings, data, model_name, cache, device, seed, staging)
             for seed in settings.seeds
         ]
-        manifest = {
+        manifest: RunManifest = {
             "format": MANIFEST_FORMAT,
             "status": "finished",
             "graph": {

@@ -64,6 +64,8 @@ class RunManifest(TypedDict, total=False):
     seconds: float
     per_seed: list[dict[str, Any]]  # seed, split, metrics per role, seconds, models, steps, ...
     summary: dict[str, dict[str, dict[str, float]]]  # role → metric → {mean, std}
+    numerics: dict[str, Any]  # CPU numerics settings in force
+    threads: int | None
 
 
 class SweepCell(TypedDict, total=False):
@@ -88,6 +90,8 @@ class SweepCell(TypedDict, total=False):
     versions: dict[str, str]
     error: dict[str, str]  # failed cells: code, message
     finished: float
+    numerics: dict[str, Any]
+    threads: int | None
 
 
 class SweepSummary(TypedDict, total=False):
@@ -109,6 +113,10 @@ class TuningReport(TypedDict, total=False):
     criterion: str
     grid: Any
     budget: str
+    base_preset: str | None
+    margin: float | None
+    oracle_std: dict[str, float]
+    noise_floor: float | None
     candidates: list[dict[str, Any]]
     chosen: dict[str, Any] | None
     preset_line: str | None

@@ -44,7 +44,13 @@ from causalunlearn.studies.entries import (
 )
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import sweep_folder
-from causalunlearn.studies.records import CELL_FORMAT, SWEEP_FORMAT, versions
+from causalunlearn.studies.records import (
+    CELL_FORMAT,
+    SWEEP_FORMAT,
+    SweepCell,
+    SweepSummary,
+    versions,
+)
 from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.summary import _stats, best_per_column, summary_markdown
 
@@ -53,7 +59,7 @@ FAILURES = (RunError,)
 FAILURE_CODES = ("non-finite-loss",)
 
 
-def _failed_cell(entry, dataset, scenario, seed, identity, err: RunError) -> dict[str, Any]:
+def _failed_cell(entry, dataset, scenario, seed, identity, err: RunError) -> SweepCell:
     if getattr(err, "code", None) not in FAILURE_CODES:
         raise err
     return {
@@ -204,7 +210,7 @@ class Sweep:
     # the sweep goes on, resuming skips it like a finished one (it is deterministic), and the
     # summary says which seeds failed.
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> SweepSummary:
         """Compute every missing cell, then write the summary (and plots); return the summary.
 
         The folder is claimed first (:func:`causalunlearn.studies.outdir.sweep_folder`: created,
@@ -219,7 +225,7 @@ class Sweep:
                 self._threads = threads
                 return self._run_claimed()
 
-    def _run_claimed(self) -> dict[str, Any]:
+    def _run_claimed(self) -> SweepSummary:
         from tqdm.auto import tqdm
 
         todo = []
@@ -342,7 +348,7 @@ class Sweep:
         )
         return _Context(inputs, model_name, reference)
 
-    def _run_cell(self, entry, ctx: _Context, dataset, scenario, seed, identity) -> dict[str, Any]:
+    def _run_cell(self, entry, ctx: _Context, dataset, scenario, seed, identity) -> SweepCell:
         s = self.settings
         device = pick_device(s.device)
         method, preset = entry.resolve(dataset, scenario)
@@ -377,13 +383,17 @@ class Sweep:
 
     # -- summary --------------------------------------------------------------------------------
 
-    def summarise(self) -> dict[str, Any]:
+    def summarise(self) -> SweepSummary:
         """Read every finished cell and write ``summary.json`` / ``summary.md`` (and plots)."""
         tables = []
         for dataset in self.datasets:
             for scenario in self.scenarios:
                 tables.append(self._table(dataset, scenario))
-        summary = {"format": SWEEP_FORMAT, "tables": tables, "describe": self.describe()}
+        summary: SweepSummary = {
+            "format": SWEEP_FORMAT,
+            "tables": tables,
+            "describe": self.describe(),
+        }
         if self.plots:
             summary["plots"] = self.draw(summary)
         write_json(self.out / "summary.json", summary)

@@ -39,7 +39,7 @@ from causalunlearn.errors import RunError
 from causalunlearn.methods.dispatch import Method, preset_values
 from causalunlearn.metrics.catalogue import AVERAGE_GAP, keys, metrics
 from causalunlearn.studies.entries import dataset_family
-from causalunlearn.studies.records import TUNING_FORMAT
+from causalunlearn.studies.records import TUNING_FORMAT, TuningReport
 from causalunlearn.studies.tuning_grid import (
     DEFAULT_FACTORS,
     Candidate,
@@ -238,7 +238,7 @@ def tune(
     proxy_class: Sequence[int] | int | None = None,
     overwrite: bool = False,
     source: str = "",
-) -> dict[str, Any]:
+) -> TuningReport:
     """Run the tuning protocol (module docstring) and write ``tuning.json`` / ``tuning.md``.
 
     Args:
@@ -320,7 +320,7 @@ def tune(
     ranked = sorted(
         (r["average_gap"] for r in report_rows if math.isfinite(r["average_gap"])),
     )
-    report = {
+    report: TuningReport = {
         "format": TUNING_FORMAT,
         "method": method.name,
         "source": source,

@@ -13,7 +13,7 @@ from causalunlearn.cli import main
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.engine import verbs as pipeline
 from causalunlearn.engine.verbs import unlearn
-from causalunlearn.errors import CausalUnlearnError, DataError, RunError
+from causalunlearn.errors import CausalUnlearnError, CausalUnlearnWarning, DataError, RunError
 from causalunlearn.graph import load_graph
 from causalunlearn.metrics.evaluate import evaluate
 from causalunlearn.metrics.gaps import mean_std
@@ -128,10 +128,20 @@ def test_bring_your_own_checkpoint_and_forget_indices(tmp_path, digits):
     indices = tmp_path / "forget.txt"
     indices.write_text("\n".join(map(str, range(0, 200, 2))))
     out = tmp_path / "byo"
-    code = main(
+    # An untrained network brought as the "original": the run says so, loudly.
+    with pytest.warns(CausalUnlearnWarning, match="below the built-in original"):
+        code = _run_byo(CAMU, indices, ckpt, tmp_path, out)
+    assert code == 0
+    row = json.loads((out / "manifest.json").read_text())["per_seed"][0]
+    assert row["split"]["forget"] == 100
+    assert row["models"]["original"]["path"] == str(ckpt)
+
+
+def _run_byo(graph, indices, ckpt, tmp_path, out) -> int:
+    return main(
         [
             "run",
-            str(CAMU),
+            str(graph),
             "--dataset",
             "digits",
             "--scenario",
@@ -146,10 +156,6 @@ def test_bring_your_own_checkpoint_and_forget_indices(tmp_path, digits):
             "--no-progress",
         ]
     )
-    assert code == 0
-    row = json.loads((out / "manifest.json").read_text())["per_seed"][0]
-    assert row["split"]["forget"] == 100
-    assert row["models"]["original"]["path"] == str(ckpt)
 
 
 @pytest.mark.parametrize(
