@@ -27,7 +27,8 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 def validate_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn validate``: every problem of every file; 1 if any is invalid."""
     from causalunlearn.graph.yamlio import read_text_file
-    from causalunlearn.methods import MethodEntry, load_any
+    from causalunlearn.methods import load_any
+    from causalunlearn.methods.dispatch import causal_graph, describe
 
     failed = 0
     for file in args.files:
@@ -45,18 +46,12 @@ def validate_command(args: argparse.Namespace) -> int:
             failed += 1
             print(f"FAIL {file}: {err}")
             continue
-        if isinstance(graph, MethodEntry):
-            print(f"ok   {file}: {graph.name} (method entry '{graph.method}': not a graph)")
-            continue
-        stages = len(graph.stages)
-        print(
-            f"ok   {file}: {graph.name} ({len(graph.nodes)} nodes, "
-            f"{len(graph.interventions)} intervention edges, {stages} stage(s))"
-        )
-        if args.check:
+        print(f"ok   {file}: {describe(graph)}")
+        checked = causal_graph(graph)
+        if args.check and checked is not None:
             from causalunlearn.graph.causal import causal_check  # imports pgmpy: only here
 
-            report = causal_check(graph)
+            report = causal_check(checked)
             effects = ", ".join(f"{edge} {effect}" for edge, effect in report.effects.items())
             print(f"  edges: {effects}")
             print("  " + report.summary().replace("\n", "\n  "))
