@@ -144,16 +144,38 @@ def threads_for(cells_at_once: int, threads: int | None = None) -> int:
     return max(1, resolve_threads(threads) // cells_at_once)
 
 
+#: Modules whose native thread pools (OpenMP, BLAS) the attackers use; loaded before limiting,
+#: since ``threadpoolctl`` can only limit the libraries already loaded.
+POOL_MODULES = ("sklearn.ensemble", "sklearn.linear_model", "sklearn.svm", "xgboost")
+_pools_loaded: list[bool] = []
+
+
+def _load_pools() -> None:
+    import importlib
+    import importlib.util
+
+    if not _pools_loaded:
+        for name in POOL_MODULES:
+            root = name.split(".")[0]
+            if importlib.util.find_spec(root) is not None:
+                importlib.import_module(name)
+        _pools_loaded.append(True)
+
+
 @contextlib.contextmanager
 def limit_threads(threads: int | None) -> Iterator[int]:
     """Bound torch's intra-op threads and every OpenMP/BLAS pool (scikit-learn's attackers,
-    numpy) to ``resolve_threads(threads)`` inside the block; yields that count.
+    xgboost when installed, numpy) to ``resolve_threads(threads)`` inside the block; yields
+    that count.
 
-    torch's count is set and left so afterwards (as ``torch.set_num_threads`` always was);
-    the OpenMP/BLAS limits are restored when the block ends.
+    The attackers' libraries are imported first (``POOL_MODULES``): a pool loaded after the
+    limits are set would escape them. torch's count is set and left so afterwards (as
+    ``torch.set_num_threads`` always was); the OpenMP/BLAS limits are restored when the block
+    ends.
     """
     from threadpoolctl import threadpool_limits
 
+    _load_pools()
     n = resolve_threads(threads)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
