@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 from causalunlearn.compile.keys import MODEL
 from causalunlearn.compile.materialise import Streams
 from causalunlearn.compile.objective import Objective
+from causalunlearn.engine.callbacks import CallbackLike
 from causalunlearn.engine.plan import build_plan, check_executor
 from causalunlearn.engine.step import AMP_DTYPES, Masks, Runner, stage_masks
 from causalunlearn.errors import RunError
@@ -81,6 +83,7 @@ def run_schedule(
     executor: str = "fast",
     sync_every: int = 50,
     amp: str | None = None,
+    callbacks: Sequence[CallbackLike] = (),
 ) -> TrainLog:
     """Run the graph's schedule on the materialised streams, updating ``objective.model``.
 
@@ -99,6 +102,8 @@ def run_schedule(
         sync_every: Fast executor: steps between host reads of the logged values (and of the
             non-finite check).
         amp: ``None`` (fp32) or ``"bf16"`` (autocast of the stage losses).
+        callbacks: Trackers called at the executor's host reads of the term values and after
+            every epoch (:mod:`causalunlearn.engine.callbacks`; none by default).
 
     Raises:
         RunError: ``non-finite-loss`` naming the term, stage, epoch and step (also in its
@@ -135,7 +140,9 @@ def run_schedule(
     bar = tqdm(total=total, disable=not progress, desc=description or graph.name, leave=False)
     try:
         with objective.keep_captures(keep):
-            runner = Runner(objective, streams, plan, optimizers, masks, log, log_every, amp)
+            runner = Runner(
+                objective, streams, plan, optimizers, masks, log, log_every, amp, callbacks
+            )
             for epoch in range(schedule.epochs):
                 for groups, stage_ids in phases:
                     active = [
@@ -161,6 +168,7 @@ def run_schedule(
                         for sid in active:
                             runner.step(sid, batch, rows, epoch)
                             bar.update(1)
+                runner.end_epoch(epoch, time.perf_counter() - start)
             runner.finish(schedule.epochs - 1)
     finally:
         bar.close()

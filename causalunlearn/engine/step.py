@@ -46,12 +46,14 @@ wraps the trained model in ``torch.compile``; ``cuda_graphs=True`` compiles it w
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from causalunlearn.compile.keys import MODEL, StreamKey
 from causalunlearn.compile.objective import Batch, Objective
+from causalunlearn.engine.callbacks import CallbackLike, TermMeans
 from causalunlearn.engine.plan import FastContext, precompute_frozen
 from causalunlearn.errors import RunError
 
@@ -105,9 +107,22 @@ class Runner:
         log: The run's :class:`~causalunlearn.engine.loop.TrainLog` (filled in).
         log_every: Steps averaged per log row.
         amp: ``None`` or ``"bf16"`` (autocast of the stage losses).
+        callbacks: Called at the host reads of the term values and at the end of each epoch
+            (:mod:`causalunlearn.engine.callbacks`); none: no extra work.
     """
 
-    def __init__(self, objective, streams, plan, optimizers, masks, log, log_every, amp=None):
+    def __init__(
+        self,
+        objective,
+        streams,
+        plan,
+        optimizers,
+        masks,
+        log,
+        log_every,
+        amp=None,
+        callbacks: Sequence[CallbackLike] = (),
+    ):
         self.objective = objective
         self.streams = streams
         self.plan = plan
@@ -122,6 +137,9 @@ class Runner:
         self.sums: dict[str, dict[str, float]] = {s: {} for s in optimizers}
         self.counts: dict[str, int] = {s: 0 for s in optimizers}
         self.window: list[tuple[str, int, int, list[str], torch.Tensor]] = []
+        self.callbacks = tuple(callbacks)
+        self.since_sync = TermMeans()
+        self.this_epoch = TermMeans()
 
     def batch(
         self, indices: dict[str, torch.Tensor]
@@ -161,9 +179,8 @@ class Runner:
             values = torch.stack([loss.detach(), *terms.values()]).float()
             self.window.append((sid, epoch, step_no, list(terms), values))
         else:
-            self._check(
-                sid, epoch, step_no, float(loss.detach()), {k: float(v) for k, v in terms.items()}
-            )
+            loss_value, term_values = float(loss.detach()), {k: float(v) for k, v in terms.items()}
+            self._check(sid, epoch, step_no, loss_value, term_values)
         loss.backward()
         if self.masks.get(sid):
             masked_step(optimizer, self.masks[sid])
@@ -171,7 +188,10 @@ class Runner:
             optimizer.step()
         self.log.steps[sid] += 1
         if not self.fast:
-            self._record(sid, epoch, self.log.steps[sid], {k: float(v) for k, v in terms.items()})
+            self._record(sid, epoch, self.log.steps[sid], term_values)
+            if self.callbacks:  # the reference reads every step: each one is a sync point
+                self._note(sid, loss_value, term_values)
+                self._emit(epoch)
         elif len(self.window) >= self.plan.sync_every:
             self.sync()
 
@@ -206,6 +226,30 @@ class Runner:
             at += 1 + len(names)
             self._check(sid, epoch, step_no, loss, terms)
             self._record(sid, epoch, step_no + 1, terms)
+            if self.callbacks:
+                self._note(sid, loss, terms)
+        if self.callbacks:
+            self._emit(window[-1][1])
+
+    def _note(self, sid: str, loss: float, terms: dict[str, float]) -> None:
+        self.since_sync.add(sid, loss, terms)
+        self.this_epoch.add(sid, loss, terms)
+
+    def _emit(self, epoch: int) -> None:
+        terms = self.since_sync.take()
+        step = sum(self.log.steps.values())
+        for callback in self.callbacks:
+            callback.on_sync(step, epoch, dict(terms))
+
+    def end_epoch(self, epoch: int, seconds: float) -> None:
+        """Callbacks only: read what is buffered and call ``on_epoch`` with the epoch's means."""
+        if not self.callbacks:
+            return
+        self.sync()
+        logs = self.this_epoch.take()
+        logs.update(seconds=seconds, steps=sum(self.log.steps.values()))
+        for callback in self.callbacks:
+            callback.on_epoch(epoch, dict(logs))
 
     def _record(self, sid: str, epoch: int, steps_done: int, terms: dict[str, float]) -> None:
         acc = self.sums[sid]

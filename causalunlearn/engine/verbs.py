@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,7 @@ from causalunlearn.data import TensorData
 from causalunlearn.data.splits import Split
 from causalunlearn.data.views import view_base
 from causalunlearn.device import pick_device
+from causalunlearn.engine.callbacks import CallbackLike
 from causalunlearn.engine.loop import TrainLog, run_schedule
 from causalunlearn.engine.plan import check_executor
 from causalunlearn.engine.step import apply_run_options
@@ -178,6 +180,7 @@ def unlearn(
     compile: bool = False,
     amp: str | None = None,
     cuda_graphs: bool = False,
+    callbacks: Sequence[CallbackLike] = (),
 ) -> Unlearned:
     """Unlearn ``split.forget`` from a trained ``model`` with the objective ``graph`` describes.
 
@@ -199,6 +202,9 @@ def unlearn(
         compile: Run the model's forwards through ``torch.compile``.
         amp: ``None`` (fp32) or ``"bf16"`` (autocast).
         cuda_graphs: Compile with CUDA graphs (``mode="reduce-overhead"``; CUDA only).
+        callbacks: Trackers of the loop's term values and epochs
+            (:mod:`causalunlearn.engine.callbacks`); their ``on_end`` is yours to call with
+            the metrics you measure afterwards.
 
     Raises:
         RunError: ``unknown-executor``, ``unknown-amp``, ``cuda-graphs-need-cuda``,
@@ -227,6 +233,7 @@ def unlearn(
         description=graph.name,
         executor=executor,
         amp=amp,
+        callbacks=callbacks,
     )
     working.eval()
     seconds = {"materialise": t1 - t0, "loop": log.seconds, "total": time.perf_counter() - start}
