@@ -14,7 +14,7 @@ both kinds as methods, ``digest()``, ``to_dict()`` and ``name``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import singledispatch
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -140,18 +140,31 @@ def unlearn_with(
     device: torch.device | str | None = None,
     progress: bool = True,
     executor: str = "fast",
+    callbacks: Sequence[Any] = (),
 ) -> Unlearned:
     """Unlearn ``split.forget`` from ``model`` with ``method``; ``model`` is left as it is.
 
     A graph runs :func:`causalunlearn.engine.verbs.unlearn` (``executor`` chooses the fast or
-    the reference executor); a method entry runs its registered function
-    (:meth:`MethodEntry.run`, ``executor`` does not apply). Both return the same result type.
+    the reference executor; ``callbacks`` see its loop, :mod:`causalunlearn.engine.callbacks`);
+    a method entry runs its registered function (:meth:`MethodEntry.run`; ``executor`` and
+    ``callbacks`` do not apply: it has no loop). Both return the same result type.
     """
     raise _unsupported("unlearn_with", method)
 
 
 @unlearn_with.register
-def _(method: S.Graph, model, data, split, *, seed=0, device=None, progress=True, executor="fast"):
+def _(
+    method: S.Graph,
+    model,
+    data,
+    split,
+    *,
+    seed=0,
+    device=None,
+    progress=True,
+    executor="fast",
+    callbacks=(),
+):
     from causalunlearn.engine.verbs import unlearn
 
     return unlearn(
@@ -163,12 +176,22 @@ def _(method: S.Graph, model, data, split, *, seed=0, device=None, progress=True
         device=device,
         progress=progress,
         executor=executor,
+        callbacks=callbacks,
     )
 
 
 @unlearn_with.register
 def _(
-    method: MethodEntry, model, data, split, *, seed=0, device=None, progress=True, executor="fast"
+    method: MethodEntry,
+    model,
+    data,
+    split,
+    *,
+    seed=0,
+    device=None,
+    progress=True,
+    executor="fast",
+    callbacks=(),
 ):
     return method.run(model, data, split, seed=seed, device=device, progress=progress)
 

@@ -14,6 +14,7 @@ before the unlearning and before the scoring.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,12 +175,14 @@ def run_cell(
     *,
     device: torch.device,
     progress: bool = False,
+    callbacks: Sequence[Any] = (),
 ) -> CellOutcome:
     """Unlearn with ``method`` from ``inputs.original`` and score the result: the one cell.
 
     Metrics: every one of :func:`score_model`, ``unlearn_seconds`` (counterfactuals + loop, the
     official unlearning time) and, when the oracle's metrics are given, ``average_gap`` and
-    ``tow`` against them.
+    ``tow`` against them. ``callbacks`` see the unlearning loop
+    (:mod:`causalunlearn.engine.callbacks`; the caller calls their ``on_end``).
 
     Raises:
         RunError: ``non-finite-loss`` (a sweep records it as a failed cell), and whatever the
@@ -195,6 +198,7 @@ def run_cell(
         device=device,
         progress=progress,
         executor=settings.executor,
+        callbacks=callbacks,
     )
     torch.manual_seed(seed)
     metrics, extra = score_model(
