@@ -13,13 +13,14 @@ Two concepts that decide how fast (and, for flush-to-zero, how exactly) the CPU 
   scikit-learn (the attackers) through ``threadpoolctl``; :func:`threads_for` divides the
   cores between cells that run at once.
 
-A bottom module: it imports torch and :mod:`causalunlearn.errors` only (``threadpoolctl``
-lazily).
+A bottom module: it imports torch and :mod:`causalunlearn.errors` only (``threadpoolctl`` and
+``ctypes`` lazily).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,27 +68,84 @@ class CpuNumerics:
 _channels_last = False
 
 
+_log = logging.getLogger(__name__)
+
+
+def _flushed_fraction() -> float:
+    """The share of a parallel elementwise op's output that flush-to-zero zeroed: the op is
+    split over torch's intra-op threads, so 1.0 means every thread flushes, 0.0 none."""
+    rows = 4 * 32768 * max(1, torch.get_num_threads())  # several grains per thread
+    # the smallest float32 subnormal, made from its bits: no conversion that FTZ could zero
+    tiny = torch.ones(rows, dtype=torch.int32).view(torch.float32)
+    return float(((tiny * 1.0) == 0).float().mean())
+
+
 def flush_denormal_active() -> bool:
-    """Whether the CPU flushes subnormals now (probed, so a direct
-    ``torch.set_flush_denormal`` call elsewhere is seen too)."""
-    tiny = torch.tensor([1e-310], dtype=torch.float64)  # a float64 subnormal
-    return bool((tiny * 1.0).item() == 0.0)
+    """Whether the CPU flushes subnormals now, in the calling thread *and* every thread of
+    torch's pool (probed, so a direct ``torch.set_flush_denormal`` call elsewhere is seen)."""
+    return _flushed_fraction() == 1.0
+
+
+def _set_in_openmp_pools(flag: bool) -> None:
+    """Set flush-to-zero in every thread of the OpenMP pools already started.
+
+    The FTZ/DAZ bits are per thread and a new thread copies them from its creator, so a pool
+    started before :func:`apply` keeps the old mode (measured: half of a 2-thread op flushed).
+    Each loaded OpenMP runtime (torch's, scikit-learn's; libgomp, and LLVM/Intel OpenMP through
+    their GNU entry points) runs one parallel region that sets the mode in each of its threads.
+    Best effort: a runtime without ``GOMP_parallel`` is skipped (:func:`apply` then warns).
+    """
+    import ctypes
+
+    from threadpoolctl import threadpool_info
+
+    body = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: torch.set_flush_denormal(flag))
+    for pool in threadpool_info():
+        if pool.get("user_api") != "openmp":
+            continue
+        try:
+            parallel = ctypes.CDLL(pool["filepath"]).GOMP_parallel
+        except (OSError, AttributeError):
+            continue
+        parallel.argtypes = [type(body), ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        parallel.restype = None
+        parallel(body, None, max(1, int(pool.get("num_threads") or 1)), 0)
 
 
 def apply(numerics: CpuNumerics) -> bool:
-    """Set ``numerics`` for this process (and the threads it starts).
+    """Set ``numerics`` for this process: the calling thread, and the threads of the OpenMP
+    pools already started (torch's intra-op pool among them).
 
-    Call it before any tensor work where possible: torch's thread pool reads the floating-point
-    mode of the thread that starts it, and each worker process must apply it itself.
+    Call it before any tensor work where possible: a thread pool copies the floating-point mode
+    of the thread that starts it, and each worker process must apply it itself. When the mode
+    cannot be brought to every thread of torch's pool, a warning says so (the run is then
+    partly flushed: use ``threads=1`` or set it at the start of the process).
 
     Returns:
         Whether the CPU supports flushing denormals (``torch.set_flush_denormal``'s answer;
         ``True`` when ``flush_denormal`` is off and nothing had to be set).
     """
     global _channels_last
-    supported = torch.set_flush_denormal(numerics.flush_denormal)
+    flag = numerics.flush_denormal
+    supported = torch.set_flush_denormal(flag)
     _channels_last = numerics.channels_last
-    return bool(supported) or not numerics.flush_denormal
+    if supported or not flag:
+        fraction = _flushed_fraction()
+        if fraction != (1.0 if flag else 0.0):
+            try:
+                _set_in_openmp_pools(flag)
+            except Exception as err:  # a runtime we cannot drive: say so below, do not stop
+                _log.debug("could not set flush-to-zero in the OpenMP pools: %s", err)
+            fraction = _flushed_fraction()
+        if fraction != (1.0 if flag else 0.0):
+            _log.warning(
+                "flush-to-zero is %s in only part of torch's threads (%.0f%% of a parallel op"
+                " flushed): the thread pool started before it was set; use threads=1 or apply"
+                " the numerics at the start of the process",
+                "on" if flag else "off",
+                100 * fraction,
+            )
+    return bool(supported) or not flag
 
 
 def current() -> CpuNumerics:

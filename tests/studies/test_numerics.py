@@ -196,3 +196,30 @@ def test_cli_flags_reach_the_manifest_and_the_sweep_cell(tmp_path):
     assert cell["numerics"] == {"flush_denormal": False, "channels_last": False}
     assert "numerics" not in cell["identity"]["settings"]  # off: the identity of older sweeps
     assert not N.flush_denormal_active()
+
+
+def test_apply_reaches_the_threads_of_a_pool_that_started_before_it(caplog):
+    """FTZ/DAZ bits are per thread: set after torch's pool started, they used to reach only the
+    calling thread (half of a 2-thread op flushed)."""
+    if "OpenMP" not in torch.__config__.parallel_info() or N.available_cores() < 2:
+        pytest.skip("needs torch's OpenMP pool and 2 cores")
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    torch.set_flush_denormal(False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.ones(1 << 20, dtype=torch.int32).view(torch.float32)  # subnormals, by bits
+        assert ((x * 1.0) == 0).float().mean().item() == 0.0  # the pool runs, unflushed
+        torch.set_flush_denormal(True)  # the calling thread only
+        assert ((x * 1.0) == 0).float().mean().item() < 1.0
+        assert not N.flush_denormal_active()  # a partial state does not count as on
+        N.apply(N.CpuNumerics(flush_denormal=True))
+        assert ((x * 1.0) == 0).float().mean().item() == 1.0
+        assert N.flush_denormal_active()
+        N.apply(N.CpuNumerics())
+        assert ((x * 1.0) == 0).float().mean().item() == 0.0
+        assert "only part" not in caplog.text
+    finally:
+        N.apply(N.CpuNumerics())
+        torch.set_num_threads(threads)
