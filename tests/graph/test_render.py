@@ -387,12 +387,14 @@ def test_unknown_format_is_an_error(tmp_path, camu):
     assert info.value.code == "unknown-format" and ".svg" in info.value.hint
 
 
-@needs_dot
 def test_mimebundle_has_svg_and_text(camu):
     bundle = camu._repr_mimebundle_()
-    assert ET.fromstring(bundle["image/svg+xml"]).tag.endswith("svg")
     text = bundle["text/plain"]
     assert "cut_forget_z (cut, 0.5)" in text and "stage representation" in text
+    if shutil.which("dot") is None:  # the text summary alone; the SVG needs `dot`
+        assert set(bundle) == {"text/plain"}
+        pytest.skip("the SVG part: the Graphviz `dot` program is missing (the text part passed)")
+    assert ET.fromstring(bundle["image/svg+xml"]).tag.endswith("svg")
 
 
 def test_render_and_cli_do_not_import_torch():
