@@ -159,6 +159,20 @@ def _probe_writable(folder: Path, what: str) -> None:
         ) from None
 
 
+def _prepare_parent(out: Path) -> None:
+    """Create ``out``'s parent and check it can be written (the staging folder and the lock file
+    live there)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(
+            "out-not-writable",
+            f"cannot create the folder {out.parent}: {err.strerror or err}",
+            "choose an output folder you can write to",
+        ) from None
+    _probe_writable(out.parent, "the parent folder")
+
+
 def _recover(out: Path) -> None:
     """Restore or clean what a killed writer of ``out`` left beside it (under its lock)."""
     parent = out.parent
@@ -204,15 +218,7 @@ def run_folder(out: str | Path, *, overwrite: bool) -> Iterator[Path]:
     """
     out = Path(out)
     _refuse_unusable(out, folder_state(out), "run")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunError(
-            "out-not-writable",
-            f"cannot create the folder {out.parent}: {err.strerror or err}",
-            "choose an output folder you can write to",
-        ) from None
-    _probe_writable(out.parent, "the parent folder")
+    _prepare_parent(out)
     with exclusive(out, wait=False, what="run folder"):
         _recover(out)
         state = folder_state(out)
@@ -279,15 +285,7 @@ def sweep_folder(out: str | Path) -> Iterator[Path]:
     """
     out = Path(out)
     _refuse_unusable(out, folder_state(out), "sweep")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunError(
-            "out-not-writable",
-            f"cannot create the folder {out.parent}: {err.strerror or err}",
-            "choose an output folder you can write to",
-        ) from None
-    _probe_writable(out.parent, "the parent folder")  # the lock file lives there
+    _prepare_parent(out)
     with exclusive(out, wait=False, what="sweep folder"):
         state = folder_state(out)
         _refuse_unusable(out, state, "sweep")
