@@ -133,6 +133,12 @@ def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        help="write a TensorBoard log of every run in DIR/<method>/<dataset>/<scenario>/seed<S>"
+        " (needs pip install causalunlearn[tensorboard]; docs/tracking.md)",
+    )
+    parser.add_argument(
         "--executor",
         choices=["fast", "reference"],
         default="fast",
@@ -222,6 +228,7 @@ def run_command(args: argparse.Namespace) -> int:
         numerics=numerics_of(args),
         executor=args.executor,
         progress=show_progress(args),
+        log_dir=args.log_dir,
     )
     out = args.out or default_run_folder(graph.name, args.dataset, scenario)
     manifest = run_experiment(graph, settings, out, overwrite=args.overwrite)

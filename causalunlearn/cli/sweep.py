@@ -89,6 +89,7 @@ def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curve
         numerics=numerics_of(args),
         progress=show_progress(args),
         executor=args.executor,
+        log_dir=args.log_dir,
     )
 
 

@@ -24,6 +24,7 @@ from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.data.splits import Split
 from causalunlearn.device import pick_device
+from causalunlearn.engine.callbacks import notify_end
 from causalunlearn.engine.verbs import model_name_for
 from causalunlearn.errors import ModelError, RunError
 from causalunlearn.methods.dispatch import Method, trains
@@ -36,6 +37,7 @@ from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import run_folder
 from causalunlearn.studies.records import MANIFEST_FORMAT, RunManifest, versions
 from causalunlearn.studies.settings import StudySettings
+from causalunlearn.studies.tracking import tracked
 
 _log = logging.getLogger(__name__)
 ROLES = ("original", "unlearned", "oracle")
@@ -341,11 +343,15 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
     inputs = CellInputs(
         data, split, original, metrics["original"], oracle, oracle_metrics, forget_logits
     )
-    outcome = run_cell(method, inputs, seed, settings, device=device, progress=settings.progress)
+    with tracked(settings.log_dir, method, method.name, data.name, settings.scenario, seed) as cbs:
+        outcome = run_cell(
+            method, inputs, seed, settings, device=device, progress=settings.progress, callbacks=cbs
+        )
+        metrics["unlearned"] = outcome.metrics
+        if oracle_metrics is not None:
+            metrics["oracle"] = oracle_metrics
+        notify_end(cbs, metrics)
     result = outcome.result
-    metrics["unlearned"] = outcome.metrics
-    if oracle_metrics is not None:
-        metrics["oracle"] = oracle_metrics
     if staging is not None:
         split.save(staging / f"split-seed{seed}.json")
         save_state(result.model, staging / f"unlearned-seed{seed}.pt")

@@ -63,10 +63,16 @@ class StudySettings:
         progress: Show progress bars.
         executor: ``fast`` (default) or ``reference`` (the faithful oracle); recorded in each
             cell's file, not in its identity: both compute the same numbers to 1e-5.
+        log_dir: Write a TensorBoard log of every run (term values, per-epoch means, final
+            metrics, the method's YAML and diagram) in
+            ``log_dir/<method>/<dataset>/<scenario>/seed<S>``
+            (:mod:`causalunlearn.studies.tracking`; needs ``causalunlearn[tensorboard]``); not
+            part of :meth:`key`.
 
     Raises:
         RunError: ``no-seeds``, ``duplicate-seeds``, ``bad-seed``, ``bad-count`` (threads),
-            ``bad-executor``, ``bad-numerics``.
+            ``bad-executor``, ``bad-numerics``, ``tensorboard-missing`` (``log_dir`` set
+            without the tensorboard package).
     """
 
     seeds: Sequence[int] = (0, 1, 2)
@@ -82,6 +88,7 @@ class StudySettings:
     numerics: CpuNumerics = field(default_factory=CpuNumerics)
     progress: bool = True
     executor: str = "fast"
+    log_dir: str | None = None
 
     def __post_init__(self) -> None:
         seeds = list(self.seeds)
@@ -123,6 +130,10 @@ class StudySettings:
                 f"unknown executor {self.executor!r}",
                 f"use one of {', '.join(EXECUTORS)}",
             )
+        if self.log_dir is not None:
+            from causalunlearn.studies.tracking import require_tensorboard
+
+            require_tensorboard()
 
     def key(self) -> dict[str, Any]:
         """What a cell's numbers depend on besides the method, dataset, scenario and seed.
