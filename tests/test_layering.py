@@ -33,8 +33,18 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "causalunlearn"
 
 #: Top-level modules that sit under every package (plugins.py: loading a user's extension
-#: module, used by the command line and by sweep workers).
-BOTTOM = {"errors", "atomic", "locks", "device", "registry", "recipes", "plugins", "numerics"}
+#: module, used by the command line and by sweep workers; progress.py: every progress bar).
+BOTTOM = {
+    "errors",
+    "atomic",
+    "locks",
+    "device",
+    "registry",
+    "recipes",
+    "plugins",
+    "numerics",
+    "progress",
+}
 
 #: The layers each layer may import (its own is always allowed).
 MAY_IMPORT: dict[str, set[str]] = {

@@ -246,11 +246,11 @@ def _decode(data: bytes, where: str) -> np.ndarray:
 def _decode_tree(
     entries: Iterator[tuple[str, str, str, bytes]], source: Path, progress: bool
 ) -> dict[str, object]:
-    from tqdm import tqdm
+    from causalunlearn.progress import progress_bar
 
     decoded: dict[str, list[tuple[str, str, np.ndarray]]] = {p: [] for p in _SPLITS}
     shape = None
-    bar = tqdm(entries, desc=f"decoding {source.name}", unit="img", disable=not progress)
+    bar = progress_bar(entries, desc=f"decoding {source.name}", unit="img", enabled=progress)
     for part, cls, where, data in bar:
         img = _decode(data, where)
         if shape is None:

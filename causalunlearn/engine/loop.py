@@ -21,6 +21,7 @@ A compiled :class:`~causalunlearn.compile.objective.Objective` and its materiali
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -28,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from causalunlearn.compile.keys import MODEL
 from causalunlearn.compile.materialise import Streams
@@ -38,6 +38,9 @@ from causalunlearn.engine.plan import build_plan, check_executor
 from causalunlearn.engine.step import AMP_DTYPES, Masks, Runner, stage_masks
 from causalunlearn.errors import RunError
 from causalunlearn.graph.validate import row_group
+from causalunlearn.progress import LoopProgress
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -91,12 +94,15 @@ def run_schedule(
         objective: The compiled objective (its model is trained in place).
         streams: The materialised data.
         seed: Seed of the shuffling generator.
-        progress: Show a tqdm progress bar.
+        progress: Show a progress bar (on a terminal or in Jupyter). Where no bar is drawn
+            (stderr not a terminal, or ``progress=False``) a loop that runs long logs one INFO
+            line per epoch with the elapsed time and the time left
+            (:class:`causalunlearn.progress.LoopProgress`).
         log_every: Average term values over this many steps per log row.
         masks: Optional parameter masks, ``{stage id: {parameter: mask}}`` (a plain
             ``{parameter: mask}`` applies to every stage): only the entries where the mask is
             non-zero change in that stage's steps (see the module docstring).
-        description: Label of the progress bar.
+        description: Label of the progress bar and the epoch lines.
         executor: ``fast`` (default: the execution plan of :mod:`causalunlearn.engine.step`) or
             ``reference`` (the faithful per-stream, per-step-read path, the oracle).
         sync_every: Fast executor: steps between host reads of the logged values (and of the
@@ -137,7 +143,13 @@ def run_schedule(
     plan = build_plan(objective, streams, executor, sync_every)
     log.plan = plan.describe()
     keep = (MODEL,) if executor == "fast" else ()
-    bar = tqdm(total=total, disable=not progress, desc=description or graph.name, leave=False)
+    meter = LoopProgress(
+        description or graph.name,
+        total=total,
+        epochs=schedule.epochs,
+        enabled=progress,
+        logger=_log,
+    )
     try:
         with objective.keep_captures(keep):
             runner = Runner(
@@ -167,10 +179,11 @@ def run_schedule(
                         )
                         for sid in active:
                             runner.step(sid, batch, rows, epoch)
-                            bar.update(1)
+                            meter.step()
+                meter.epoch_done(epoch + 1)
                 runner.end_epoch(epoch, time.perf_counter() - start)
             runner.finish(schedule.epochs - 1)
     finally:
-        bar.close()
+        meter.close()
     log.seconds = time.perf_counter() - start
     return log

@@ -199,7 +199,8 @@ def ssd(
         DataError: ``empty-forget-set`` when the split has no forget row.
     """
     import torch
-    from tqdm.auto import tqdm
+
+    from causalunlearn.progress import progress_bar
 
     if len(split.forget) == 0:
         raise DataError("empty-forget-set", "SSD needs forget rows", "check the scenario")
@@ -217,7 +218,7 @@ def ssd(
     x_f, y_f = data.train_x[forget].to(device), data.train_y[forget].to(device)
     x_d, y_d = data.train_x[full].to(device), data.train_y[full].to(device)
     total = math.ceil(len(forget) / batch) + math.ceil(len(full) / batch)
-    with tqdm(total=total, desc="ssd importance", disable=not progress, leave=False) as bar:
+    with progress_bar(total=total, desc="ssd importance", enabled=progress, leave=False) as bar:
         forget_importance = fisher_importance(model, x_f, y_f, batch_size=batch, bar=bar)
         full_importance = fisher_importance(model, x_d, y_d, batch_size=batch, bar=bar)
     weights = [p for p in model.parameters() if p.requires_grad]

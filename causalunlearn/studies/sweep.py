@@ -226,7 +226,7 @@ class Sweep:
                 return self._run_claimed()
 
     def _run_claimed(self) -> SweepSummary:
-        from tqdm.auto import tqdm
+        from causalunlearn.progress import progress_bar
 
         todo = []
         for entry, dataset, scenario, seed in self.cells():
@@ -237,10 +237,10 @@ class Sweep:
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "sweep.json", self.describe())
         total = len(self.cells())
-        bar = tqdm(
+        bar = progress_bar(
             total=total,
             initial=total - len(todo),
-            disable=not self.settings.progress,
+            enabled=self.settings.progress,
             desc="sweep",
             unit="run",
         )
@@ -260,7 +260,7 @@ class Sweep:
                 write_json(path, cell)
                 bar.update(1)
                 done += 1
-                if not self.settings.progress:  # logs (CI, nohup): one line per run, with ETA
+                if bar.disable:  # no bar drawn (logs, CI, nohup): one line per run, with ETA
                     elapsed = time.monotonic() - started
                     _log.info(
                         "[%d/%d] %s %s %s seed %d done; %.1f min so far, about %.1f min left",
