@@ -177,7 +177,7 @@ def markdown_reference() -> str:
             "# Command-line reference",
             "",
             "Generated from the argument parser by `causalunlearn.cli.markdown_reference()`;",
-            "`tests/test_cli.py` fails when this page is out of date.",
+            "`tests/cli/test_cli.py` fails when this page is out of date.",
             "",
             "```text",
             parser.format_help().rstrip(),

@@ -14,7 +14,7 @@ streams, shuffles and schedule. :func:`unlearn_stacked` runs them as *one* run:
 - each stage's optimiser is built on the stacked tensors. Adam, AdamW and SGD (with weight
   decay and momentum) are elementwise: their state and update of an entry read only that
   entry's parameter, gradient and state, and every variant takes the same steps, so one
-  optimiser on stacked tensors is K independent optimisers (``tests/test_stacked.py`` checks
+  optimiser on stacked tensors is K independent optimisers (``tests/engine/test_stacked.py`` checks
   this for each optimiser);
 - the frozen original's outputs and the materialised streams are computed once and shared.
 
@@ -27,7 +27,7 @@ stage parameters are the stacked ones, run by :func:`~causalunlearn.engine.loop.
 
 Each variant's final weights and logged term values equal a separate
 ``unlearn(variant_graph, ..., executor="fast")`` run to float rounding (batched instead of
-plain matrix products; ``tests/test_stacked.py`` checks 1e-5).
+plain matrix products; ``tests/engine/test_stacked.py`` checks 1e-5).
 """
 
 from __future__ import annotations

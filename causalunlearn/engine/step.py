@@ -35,7 +35,7 @@ runs one stage step on one batch. Two exist, selected by ``executor=``:
 
     Numerically, the fast executor computes the same quantities in a different summation
     order (one larger GEMM instead of two, f₀ on large chunks): per-step losses and final
-    weights agree with the reference to float rounding (``tests/test_executor.py``).
+    weights agree with the reference to float rounding (``tests/engine/test_executor.py``).
 
 Run options (for GPUs; on the CPU they either work or stop with a :class:`RunError`):
 ``amp="bf16"`` runs the stage losses under ``torch.autocast`` in bfloat16; ``compile=True``
