@@ -34,6 +34,7 @@ from typing import Any
 from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data import load_dataset, make_split
 from causalunlearn.device import pick_device
+from causalunlearn.engine.callbacks import notify_end
 from causalunlearn.engine.verbs import model_name_for
 from causalunlearn.errors import RunError, shown
 from causalunlearn.methods.dispatch import trains
@@ -53,6 +54,7 @@ from causalunlearn.studies.records import (
 )
 from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.summary import _stats, best_per_column, summary_markdown
+from causalunlearn.studies.tracking import tracked
 
 #: Errors that make a run a failed cell instead of stopping the sweep.
 FAILURES = (RunError,)
@@ -352,7 +354,12 @@ class Sweep:
         s = self.settings
         device = pick_device(s.device)
         method, preset = entry.resolve(dataset, scenario)
-        outcome = run_cell(method, ctx.inputs, seed, s, device=device)
+        with tracked(s.log_dir, method, entry.label, dataset, scenario, seed) as callbacks:
+            outcome = run_cell(method, ctx.inputs, seed, s, device=device, callbacks=callbacks)
+            final = {"original": ctx.inputs.original_metrics, "unlearned": outcome.metrics}
+            if ctx.inputs.oracle_metrics is not None:
+                final["oracle"] = ctx.inputs.oracle_metrics
+            notify_end(callbacks, final)
         result, split = outcome.result, ctx.inputs.split
         return {
             "format": CELL_FORMAT,
