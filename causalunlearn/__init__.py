@@ -66,6 +66,7 @@ _LAZY = {
     "tune": "causalunlearn.studies.tuning",
     "Recipe": "causalunlearn.recipes",
     "run_experiment": "causalunlearn.studies.experiment",
+    "results": "causalunlearn.studies.results",
     "RunSettings": "causalunlearn.studies.experiment",
     "load_dataset": "causalunlearn.data",
     "register_dataset": "causalunlearn.data",

@@ -48,6 +48,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="recompute cells made with other settings"
     )
+    parser.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="also write every number as a long CSV table (method, dataset, scenario, seed,"
+        " model, metric, value; causalunlearn.results reads the same as a DataFrame)",
+    )
     add_setup_arguments(parser)
 
 
@@ -116,6 +122,11 @@ def _run(entries, datasets, scenarios, settings, out, args) -> int:
     else:
         sweep.run()
     print((Path(out) / "summary.md").read_text())
+    if args.csv:
+        from causalunlearn.studies.results import result_rows, write_csv
+
+        write_csv(args.csv, result_rows(out))
+        print(f"long table: {args.csv}")
     print(f"sweep folder: {out} (summary.md, summary.json, runs/, plots/)")
     return 0
 

@@ -1,0 +1,204 @@
+"""Results as a table: every number of a run folder or a sweep folder, one row per value.
+
+:func:`results` returns a tidy :class:`pandas.DataFrame` (pandas is the optional extra
+``pip install causalunlearn[pandas]``); :func:`result_rows` gives the same rows as plain dicts
+(no pandas), which ``causalunlearn compare --csv`` writes with :func:`write_csv`.
+
+Long format, one row per (method, dataset, scenario, seed, model, metric):
+
+=========  ==================================================================================
+method     the graph's name (a run folder) or the method's label (a sweep)
+dataset    the dataset name
+scenario   the forget scenario (``class:0``, ``random:0.1``, ...)
+seed       the seed
+model      ``original``, ``unlearned`` or ``oracle`` (the retrain oracle)
+metric     a key of :mod:`causalunlearn.metrics.catalogue` (``forget_acc``, ``mia``, ...)
+value      the number (float)
+=========  ==================================================================================
+
+In a sweep, the original's and the oracle's metrics (``references/``) are shared by every
+method of a (dataset, scenario, seed); they are repeated under each method with a finished cell
+there, so every method has its three models side by side. Failed cells (``status: failed``)
+have no numbers and give no rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from causalunlearn.atomic import atomic_write
+from causalunlearn.errors import RunError
+
+__all__ = ["COLUMNS", "INDEX", "MODELS", "result_rows", "results", "write_csv"]
+
+#: What identifies one model's numbers (the index of the wide table).
+INDEX = ("method", "dataset", "scenario", "seed", "model")
+#: The columns of the long table.
+COLUMNS = (*INDEX, "metric", "value")
+#: The model roles, in table order.
+MODELS = ("original", "unlearned", "oracle")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    from causalunlearn.studies.sweep import read_cell
+
+    return read_cell(path)
+
+
+def _numbers(metrics: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield key, float(value)
+
+
+def _rows(
+    method: str, dataset: str, scenario: str, seed: int, by_model: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "method": method,
+            "dataset": dataset,
+            "scenario": scenario,
+            "seed": int(seed),
+            "model": model,
+            "metric": key,
+            "value": value,
+        }
+        for model in MODELS
+        if model in by_model
+        for key, value in _numbers(by_model[model])
+    ]
+
+
+def _run_rows(manifest_path: Path) -> list[dict[str, Any]]:
+    manifest = _read(manifest_path)
+    rows = []
+    for seed in manifest.get("per_seed", []):
+        rows += _rows(
+            manifest["graph"]["name"],
+            manifest["dataset"],
+            manifest["scenario"],
+            seed["seed"],
+            seed["metrics"],
+        )
+    return rows
+
+
+def _seed_of(path: Path) -> int:
+    digits = path.stem[len("seed") :]
+    return int(digits) if digits.isdigit() else -1
+
+
+def _sweep_rows(folder: Path) -> list[dict[str, Any]]:
+    rows = []
+    references: dict[Path, dict[str, Any]] = {}
+    paths = (folder / "runs").rglob("seed*.json")
+    for path in sorted(paths, key=lambda p: (p.parts[:-1], _seed_of(p))):
+        cell = _read(path)
+        if cell.get("status") != "finished":
+            continue
+        # runs/<method>/<dataset>/<scenario>/seedS.json ↔ references/<dataset>/<scenario>/seedS.json
+        ref_path = folder / "references" / path.parent.parent.name / path.parent.name / path.name
+        if ref_path not in references:
+            references[ref_path] = _read(ref_path) if ref_path.is_file() else {}
+        by_model = {
+            **references[ref_path].get("metrics", {}),
+            "unlearned": cell["metrics"],
+        }
+        rows += _rows(
+            cell["method"]["label"], cell["dataset"], cell["scenario"], cell["seed"], by_model
+        )
+    return rows
+
+
+def result_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The long table of a run folder or a sweep folder as dicts (keys: :data:`COLUMNS`).
+
+    Args:
+        path: A run folder (with ``manifest.json``), its ``manifest.json``, or a sweep folder
+            (with ``runs/`` or ``sweep.json``).
+
+    Raises:
+        RunError: ``not-a-results-folder`` when ``path`` is neither; ``corrupt-cell`` naming
+            an unreadable file.
+    """
+    path = Path(path)
+    if path.is_file() and path.name == "manifest.json":
+        return _run_rows(path)
+    if (path / "manifest.json").is_file():
+        return _run_rows(path / "manifest.json")
+    if (path / "runs").is_dir() or (path / "sweep.json").is_file():
+        return _sweep_rows(path)
+    raise RunError(
+        "not-a-results-folder",
+        f"{path} is neither a run folder (manifest.json) nor a sweep folder (runs/, sweep.json)",
+        "give the --out folder of causalunlearn run, compare, ablate or tune",
+    )
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise RunError(
+            "pandas-missing",
+            "results() returns a pandas DataFrame, and pandas is not installed",
+            "pip install causalunlearn[pandas] (or pip install pandas); result_rows() gives the"
+            " same rows as plain dicts",
+        ) from None
+    return pandas
+
+
+def results(path: str | Path, *, wide: bool = False):
+    """Every number of a run or sweep folder as a tidy :class:`pandas.DataFrame`.
+
+    Args:
+        path: A run folder, its ``manifest.json``, or a sweep folder (see :func:`result_rows`).
+        wide: One row per (method, dataset, scenario, seed, model) and a column per metric
+            (``NaN`` where a model has no such metric, e.g. the original's ``tow``), instead of
+            one row per value.
+
+    Returns:
+        Long: columns ``method, dataset, scenario, seed, model, metric, value``. Wide: the
+        five identifying columns, then one per metric.
+
+    Raises:
+        RunError: ``pandas-missing`` (with how to install it), ``not-a-results-folder``,
+            ``corrupt-cell``.
+
+    Example::
+
+        df = causalunlearn.results("runs/compare")
+        df[df.metric == "forget_acc"].groupby(["method", "model"]).value.mean()
+    """
+    pd = _pandas()
+    long = pd.DataFrame(result_rows(path), columns=list(COLUMNS))
+    long["seed"] = long["seed"].astype("int64")
+    long["value"] = long["value"].astype("float64")
+    if not wide:
+        return long
+    # Rows come grouped by model (result_rows' order): one wide row per group, in that order.
+    wide_rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in long.itertuples(index=False):
+        key = tuple(getattr(row, c) for c in INDEX)
+        wide_rows.setdefault(key, dict(zip(INDEX, key, strict=True)))[row.metric] = row.value
+    metrics = list(dict.fromkeys(long["metric"]))
+    return pd.DataFrame(list(wide_rows.values()), columns=[*INDEX, *metrics])
+
+
+def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write the long table (:data:`COLUMNS`) as CSV, atomically; ``nan`` values are empty."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        value = row["value"]
+        writer.writerow({**row, "value": "" if math.isnan(value) else repr(value)})
+    path = Path(path)
+    atomic_write(path, buffer.getvalue())
+    return path
