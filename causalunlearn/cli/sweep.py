@@ -54,6 +54,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="also write every number as a long CSV table (method, dataset, scenario, seed,"
         " model, metric, value; causalunlearn.results reads the same as a DataFrame)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[METHOD:]PATH=VALUE",
+        help="override a field of every method that has PATH (an error when none has it), or"
+        " of one method by its label (METHOD:PATH=VALUE); repeatable",
+    )
     add_setup_arguments(parser)
 
 
@@ -136,7 +144,9 @@ def compare_command(args: argparse.Namespace) -> int:
     from causalunlearn.studies import sweep_file as F
 
     file = F.read_sweep_file(args.sweep) if args.sweep else F.SweepFile()
-    entries = F.sweep_entries([*file.methods, *args.methods], file.ablate)
+    entries = F.sweep_entries(
+        [*file.methods, *args.methods], file.ablate, assignments=[*file.set, *args.set]
+    )
     datasets = args.dataset or file.datasets or F.DEFAULT_DATASETS
     scenarios = args.scenario or file.scenarios or F.DEFAULT_SCENARIOS
     seeds = args.seeds or file.seeds or F.DEFAULT_SEEDS
@@ -149,7 +159,7 @@ def ablate_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn ablate``: the graph and one ablation per intervention edge."""
     from causalunlearn.studies import sweep_file as F
 
-    entries = F.sweep_entries(ablate=args.graph, preset=args.preset or "auto")
+    entries = F.sweep_entries(ablate=args.graph, preset=args.preset or "auto", assignments=args.set)
     settings = sweep_settings(args, args.seeds or F.DEFAULT_SEEDS, args.relearn, args.curves)
     out = args.out or F.default_ablate_folder(entries[0].label)
     datasets = args.dataset or F.DEFAULT_DATASETS

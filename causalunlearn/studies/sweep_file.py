@@ -10,10 +10,14 @@ A sweep file (YAML, read safely; unknown fields are errors) says what the flags 
     seeds: [0, 1, 2]
     relearn: true                   # optional: relearn time
     curves: true                    # optional: relearning curves
+    set:                            # optional: overrides, as compare --set
+      - schedule.epochs=3           # every method that has the path
+      - scrub:stages.max.lr=1e-4    # one method, by its label in the sweep
 
 Methods are shipped names (``camu``, ``baselines/scrub``) or file paths, each optionally with
 ``@PRESET`` (``@-``: no preset). :func:`sweep_entries` turns methods and an ablated graph into
-the sweep's entries, exactly as ``compare`` and ``ablate`` do.
+the sweep's entries, exactly as ``compare`` and ``ablate`` do, and applies the ``set`` items
+(:func:`~causalunlearn.studies.entries.with_assignments`; the file's first, then the flags').
 """
 
 from __future__ import annotations
@@ -23,10 +27,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from causalunlearn.errors import RunError, did_you_mean
-from causalunlearn.studies.entries import Entry, ablation_entries, load_entry, load_method_file
+from causalunlearn.studies.entries import (
+    Entry,
+    ablation_entries,
+    load_entry,
+    load_method_file,
+    with_assignments,
+)
 from causalunlearn.studies.records import SWEEP_FORMAT
 
-FIELDS = ("format", "methods", "ablate", "datasets", "scenarios", "seeds", "relearn", "curves")
+FIELDS = (
+    "format",
+    "methods",
+    "ablate",
+    "datasets",
+    "scenarios",
+    "seeds",
+    "relearn",
+    "curves",
+    "set",
+)
 #: What a sweep runs when neither the flags nor the file say.
 DEFAULT_DATASETS = ("digits",)
 DEFAULT_SCENARIOS = ("class:0",)
@@ -46,6 +66,7 @@ class SweepFile:
     seeds: tuple[int, ...] = ()
     relearn: bool = False
     curves: bool = False
+    set: tuple[str, ...] = ()  # named as the file names it
 
 
 def read_sweep_file(path: str | Path) -> SweepFile:
@@ -76,7 +97,7 @@ def read_sweep_file(path: str | Path) -> SweepFile:
             )
     if data.get("format", SWEEP_FORMAT) != SWEEP_FORMAT:
         raise RunError("bad-sweep-file", f"{path}: format must be {SWEEP_FORMAT}", "fix the format")
-    for key in ("methods", "datasets", "scenarios", "seeds"):
+    for key in ("methods", "datasets", "scenarios", "seeds", "set"):
         if key in data and not isinstance(data[key], list):
             raise RunError(
                 "bad-sweep-file", f"{path}: '{key}' must be a list", f"e.g. {key}: [...]"
@@ -86,6 +107,12 @@ def read_sweep_file(path: str | Path) -> SweepFile:
             raise RunError(
                 "bad-sweep-file", f"{path}: '{key}' must be true or false", f"e.g. {key}: true"
             )
+    if not all(isinstance(item, str) for item in data.get("set", [])):
+        raise RunError(
+            "bad-sweep-file",
+            f"{path}: each 'set' item is one PATH=VALUE or METHOD:PATH=VALUE string",
+            "e.g. set: [schedule.epochs=3, camu:stages.output.lr=1e-4]",
+        )
     if "ablate" in data and not isinstance(data["ablate"], str):
         raise RunError("bad-sweep-file", f"{path}: 'ablate' names one graph", "e.g. ablate: camu")
     return SweepFile(
@@ -96,18 +123,25 @@ def read_sweep_file(path: str | Path) -> SweepFile:
         seeds=tuple(data.get("seeds", [])),
         relearn=bool(data.get("relearn", False)),
         curves=bool(data.get("curves", False)),
+        set=tuple(data.get("set", [])),
     )
 
 
 def sweep_entries(
-    methods: Sequence[str] = (), ablate: str | None = None, *, preset: str | None = "auto"
+    methods: Sequence[str] = (),
+    ablate: str | None = None,
+    *,
+    preset: str | None = "auto",
+    assignments: Sequence[str] = (),
 ) -> list[Entry]:
     """The entries of a sweep: each of ``methods`` (``PATH`` or ``PATH@PRESET``), then, with
     ``ablate``, that graph and one ablation per intervention edge (labels already among the
-    methods are not repeated).
+    methods are not repeated); then the ``assignments`` (``--set`` items, ``PATH=VALUE`` or
+    ``METHOD:PATH=VALUE``) applied by :func:`~causalunlearn.studies.entries.with_assignments`.
 
     Raises:
-        RunError: ``no-methods`` when nothing is given.
+        RunError: ``no-methods`` when nothing is given; ``unknown-override-path`` and
+            ``unknown-set-method`` from the assignments.
     """
     entries = [load_entry(str(spec)) for spec in methods]
     if ablate:
@@ -128,7 +162,7 @@ def sweep_entries(
             "no graph or method file given",
             "e.g. causalunlearn compare camu baselines/finetune",
         )
-    return entries
+    return with_assignments(entries, assignments)
 
 
 def default_ablate_folder(graph_name: str) -> str:
