@@ -287,7 +287,13 @@ class Sweep:
         return {
             "format": SWEEP_FORMAT,
             "methods": [
-                {"label": e.label, "source": e.source, "preset": e.preset, "remove": e.remove}
+                {
+                    "label": e.label,
+                    "source": e.source,
+                    "preset": e.preset,
+                    "remove": e.remove,
+                    **({"overrides": dict(e.overrides)} if e.overrides else {}),
+                }
                 for e in self.entries
             ],
             "datasets": self.datasets,

@@ -32,6 +32,11 @@ def test_compare_set_reaches_each_method_and_is_part_of_the_identity(tmp_path, c
     assert finetune["method"]["resolved"]["schedule"]["epochs"] == 2
     assert ssd["method"]["resolved"]["params"]["alpha"] == 5.0
     assert "schedule" not in ssd["method"]["resolved"]  # schedule.epochs went to finetune only
+    described = json.loads((out / "sweep.json").read_text())["methods"]
+    assert {m["label"]: m.get("overrides") for m in described} == {
+        "finetune": {"schedule.epochs": 2},
+        "ssd": {"params.alpha": 5},
+    }
     capsys.readouterr()
     # The same folder without the overrides: other methods, so the finished cells do not count.
     assert main(argv) == 1
