@@ -1,4 +1,4 @@
-"""The run's device: one setting, CUDA when present (no ``.cuda()`` anywhere else)."""
+"""The run's device: one setting, CUDA when present (nothing else in the package picks a device)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from causalunlearn.errors import RunError, did_you_mean
+from causalunlearn.methods.dispatch import causal_graph
 from causalunlearn.studies.entries import (
     Entry,
     ablation_entries,
@@ -145,8 +146,8 @@ def sweep_entries(
     """
     entries = [load_entry(str(spec)) for spec in methods]
     if ablate:
-        graph = load_method_file(ablate)
-        if not hasattr(graph, "interventions"):
+        graph = causal_graph(load_method_file(ablate))
+        if graph is None:
             raise RunError(
                 "not-a-graph",
                 f"{ablate} is a method entry: it has no intervention edges to ablate",
