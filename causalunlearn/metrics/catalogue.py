@@ -3,7 +3,9 @@
 Run tables, sweep summaries, bars, ablation figures and the tuning table all read this table
 (:data:`CATALOGUE`) for a metric's label, unit, what value is ideal and which way is better;
 the groups below (:data:`RUN_TABLE`, :data:`SUMMARY_COLUMNS`, ...) only name keys. A new metric
-is one :class:`MetricInfo` line here plus the function that computes it.
+is one :class:`MetricInfo` line here plus the function that computes it. Each entry carries its
+formula, its source, its ideal value and its direction (``direction``); the metrics page
+(docs/sweeps.md, "The metrics") lists every key and a test keeps the two in step.
 
 ``ideal`` is one of:
 
@@ -35,6 +37,11 @@ class MetricInfo:
         ideal: ``oracle``, ``low`` or ``high`` (module docstring).
         target: The best value for ``low`` / ``high`` metrics (``None``: unbounded).
         source: Where the metric comes from (paper or definition).
+        formula: How it is computed, in one line (the docstring of the function that computes
+            it has the details).
+        kind: ``scalar`` (one number per model: metric dicts, tables, summaries), ``per-class``
+            (a number per class, in a model's ``extra``), ``matrix`` (a confusion matrix, in
+            ``extra``) or ``comparison`` (a difference between two methods, in summaries).
     """
 
     key: str
@@ -44,6 +51,8 @@ class MetricInfo:
     ideal: Literal["oracle", "low", "high"]
     target: float | None = None
     source: str = ""
+    formula: str = ""
+    kind: Literal["scalar", "per-class", "matrix", "comparison"] = "scalar"
 
     @property
     def direction(self) -> str:
@@ -59,10 +68,36 @@ class MetricInfo:
 _CAMU = "CaMU (Shen et al., SDM 2024), official evaluation"
 _SALUN = "SalUn (Fan et al., ICLR 2024)"
 
+_ACC = "100 · mean over {rows} of [argmax logits = label]"
+
 CATALOGUE: tuple[MetricInfo, ...] = (
-    MetricInfo("retain_acc", "Retain acc (train)", "Retain acc", "%", "oracle", source=_CAMU),
-    MetricInfo("forget_acc", "Forget acc (train)", "Forget acc", "%", "oracle", source=_CAMU),
-    MetricInfo("test_acc", "Test acc", "Test acc", "%", "oracle", source=_CAMU),
+    MetricInfo(
+        "retain_acc",
+        "Retain acc (train)",
+        "Retain acc",
+        "%",
+        "oracle",
+        source=_CAMU,
+        formula=_ACC.format(rows="the retain rows"),
+    ),
+    MetricInfo(
+        "forget_acc",
+        "Forget acc (train)",
+        "Forget acc",
+        "%",
+        "oracle",
+        source=_CAMU,
+        formula=_ACC.format(rows="the forget rows"),
+    ),
+    MetricInfo(
+        "test_acc",
+        "Test acc",
+        "Test acc",
+        "%",
+        "oracle",
+        source=_CAMU,
+        formula=_ACC.format(rows="the test rows"),
+    ),
     MetricInfo(
         "test_retained_classes_acc",
         "Test acc, retained classes",
@@ -70,6 +105,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "%",
         "oracle",
         source=_CAMU,
+        formula=_ACC.format(rows="the test rows of the classes not removed (class removal)"),
     ),
     MetricInfo(
         "test_forgotten_classes_acc",
@@ -78,8 +114,19 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "%",
         "oracle",
         source=_CAMU,
+        formula=_ACC.format(rows="the test rows of the removed classes (class removal)"),
     ),
-    MetricInfo("mia_acc", "MIA acc (sorted softmax)", "MIA CaMU acc", "%", "oracle", source=_CAMU),
+    MetricInfo(
+        "mia_acc",
+        "MIA acc (sorted softmax)",
+        "MIA CaMU acc",
+        "%",
+        "oracle",
+        source=_CAMU,
+        formula="gradient boosting on sorted softmax vectors, fitted on retain-sample (member)"
+        " vs test (non-member) outputs; 100 · accuracy on forget (1) vs as many further test"
+        " rows (0)",
+    ),
     MetricInfo(
         "mia_forget_member_rate",
         "MIA forget→member rate",
@@ -87,6 +134,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "%",
         "oracle",
         source=_CAMU,
+        formula="the same attacker as mia_acc; 100 · share of forget rows called members",
     ),
     MetricInfo(
         "mia_efficacy_svc",
@@ -95,6 +143,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "%",
         "oracle",
         source=_SALUN,
+        formula="RBF SVC on softmax(logits)[y], fitted on retain (1) vs test (0), ≤ 2,000 rows"
+        " each; 100 · share of forget rows called non-members",
     ),
     MetricInfo(
         "mia_entropy_member_rate",
@@ -103,6 +153,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "%",
         "oracle",
         source="entropy attack, logistic regression (Song & Mittal, USENIX Security 2021)",
+        formula="logistic regression on H(softmax) = −Σ p ln p, fitted on retain (1) vs test"
+        " (0); 100 · share of forget rows called members",
     ),
     MetricInfo(
         "mia_loss_cv_acc",
@@ -111,6 +163,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "%",
         "oracle",
         source="loss attack, 5-fold cross-validated logistic regression",
+        formula="logistic regression on the per-row cross-entropy, forget (1) vs as many test"
+        " rows (0); 100 · mean accuracy over 5 stratified folds",
     ),
     MetricInfo(
         "activation_distance",
@@ -121,6 +175,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         0.0,
         source="mean L2 distance of softmax outputs on the forget rows (Chundawat et al., AAAI"
         " 2023)",
+        formula="mean over forget rows of ‖softmax(model) − softmax(oracle)‖₂",
     ),
     MetricInfo(
         "relearn_steps",
@@ -130,6 +185,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "oracle",
         source="steps of fine-tuning on the forget rows to regain 90 % of the original's forget"
         " accuracy (Golatkar et al., CVPR 2020)",
+        formula="first step (every 5, Adam 1e-3, batch 32, forget rows) with forget acc ≥ 0.9 ×"
+        " the original's; 201 when not reached within 200",
     ),
     MetricInfo(
         "average_gap",
@@ -139,6 +196,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "low",
         0.0,
         source=_SALUN + ": mean |gap| of forget, retain, test accuracy and MIA-efficacy",
+        formula="mean of |m − m_oracle| over forget, retain, test acc and MIA-efficacy",
     ),
     MetricInfo(
         "tow",
@@ -148,8 +206,18 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "high",
         1.0,
         source="tug of war (Zhao et al., NeurIPS 2024): Π (1 − |gap|/100) over FA, RA, TA",
+        formula="Π over forget, retain, test acc of (1 − |m − m_oracle| / 100)",
     ),
-    MetricInfo("unlearn_seconds", "Unlearning time (s)", "Time", "s", "low", 0.0),
+    MetricInfo(
+        "unlearn_seconds",
+        "Unlearning time (s)",
+        "Time",
+        "s",
+        "low",
+        0.0,
+        source="wall time (CaMU's reported unlearning time)",
+        formula="seconds of counterfactual construction + the unlearning loop (not scoring)",
+    ),
 )
 
 _BY_KEY = {m.key: m for m in CATALOGUE}
