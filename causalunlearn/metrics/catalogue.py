@@ -209,6 +209,51 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         formula="Π over forget, retain, test acc of (1 − |m − m_oracle| / 100)",
     ),
     MetricInfo(
+        "oracle_margin_z",
+        "Margin z vs oracle distribution (forget, median |z|)",
+        "Oracle-dist. z",
+        "",
+        "oracle",
+        source="per-example distance to K retrain oracles (--oracles K ≥ 3), KLoM's margin"
+        " (Georgiev et al., arXiv 2410.23232); metrics/oracle_distribution.py",
+        formula="median over forget rows of |m − mean(m_oracles 1..K−1)| / sd(m_oracles 1..K−1),"
+        " m = z_y − log Σ_{j≠y} exp z_j; the oracle row: oracle 0 against the same oracles",
+    ),
+    MetricInfo(
+        "oracle_klom",
+        "KLoM vs oracle distribution (forget, median, nats)",
+        "KLoM",
+        "",
+        "low",
+        0.0,
+        source="KL divergence of margins (Georgiev et al., arXiv 2410.23232, App. E.1), Gaussian"
+        " fits; a run of ≥ 2 seeds with --oracles K ≥ 8",
+        formula="median over forget rows of KL(N(μ_o, σ_o²) ‖ N(μ_u, σ_u²)) of the margins of"
+        " the oracles and of the unlearned models of the run's seeds",
+    ),
+    MetricInfo(
+        "lira_auc",
+        "U-LiRA AUC (forget vs held-out)",
+        "U-LiRA AUC",
+        "",
+        "oracle",
+        source="U-LiRA (Hayes et al., arXiv 2403.01218), LiRA (Carlini et al., S&P 2022);"
+        " --lira-shadows N, random removal only",
+        formula="ROC AUC of log N(φ; μ_in, σ_in²) − log N(φ; μ_out, σ_out²), φ = logit-scaled"
+        " confidence on the label, Gaussians fitted on shadows that saw and unlearned / never saw"
+        " each row; forget rows (members) vs as many test rows; chance 0.5",
+    ),
+    MetricInfo(
+        "lira_tpr_1fpr",
+        "U-LiRA TPR at 1 % FPR",
+        "U-LiRA TPR@1%",
+        "%",
+        "oracle",
+        source="U-LiRA (Hayes et al., arXiv 2403.01218), LiRA (Carlini et al., S&P 2022)",
+        formula="100 · share of forget rows whose likelihood ratio exceeds a threshold that at"
+        " most 1 % of the held-out rows exceed; chance 1",
+    ),
+    MetricInfo(
         "unlearn_seconds",
         "Unlearning time (s)",
         "Time",
@@ -280,10 +325,17 @@ SUMMARY_COLUMNS = metrics(
         "average_gap",
         "tow",
         "unlearn_seconds",
+        "oracle_margin_z",
+        "lira_auc",
+        "lira_tpr_1fpr",
     )
 )
 
-#: The two tables of each (dataset, scenario) in ``summary.md``: accuracy, then privacy.
+#: Rows a run's table adds when a model has them (``--oracles K``, ``--lira-shadows N``).
+OPTIONAL_RUN_ROWS = metrics(("oracle_margin_z", "oracle_klom", "lira_auc", "lira_tpr_1fpr"))
+
+#: The tables of each (dataset, scenario) in ``summary.md``: accuracy, privacy, and the
+#: per-example metrics when a sweep has them (a table without values is left out).
 SUMMARY_GROUPS: tuple[tuple[str, tuple[MetricInfo, ...]], ...] = (
     (
         "accuracy and cost",
@@ -311,6 +363,10 @@ SUMMARY_GROUPS: tuple[tuple[str, tuple[MetricInfo, ...]], ...] = (
                 "relearn_steps",
             )
         ),
+    ),
+    (
+        "per-example evaluation (--oracles, --lira-shadows)",
+        metrics(("oracle_margin_z", "lira_auc", "lira_tpr_1fpr")),
     ),
 )
 
