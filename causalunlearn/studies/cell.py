@@ -85,19 +85,25 @@ def score_model(
     device: torch.device,
     oracle_forget_logits: torch.Tensor | None = None,
     original_forget_acc: float | None = None,
+    keep_logits: dict[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Every metric of one model (the catalogue's keys), from one pass over train and test rows.
 
     With ``oracle_forget_logits`` also the activation distance to the oracle on the forget rows;
     with ``settings.relearn`` the relearn time (threshold: ``RELEARN_FRACTION`` × the original's
     forget accuracy, ``original_forget_acc``, or the model's own when that is ``None``); with
-    ``settings.curves`` the CaMU paper's relearning curve (in ``extra``).
+    ``settings.curves`` the CaMU paper's relearning curve (in ``extra``). With ``keep_logits``
+    (a dict) the pass's outputs are also left there, under ``"train"`` and ``"test"`` (CPU, rows
+    in dataset order), so a caller needs no second forward over rows already predicted (e.g.
+    :func:`oracle_forget_logits` for the oracle's activation-distance reference).
 
     Returns:
         ``(metrics, extra)``.
     """
     logits_train = predict(net, data.train_x, device=device).cpu()
     logits_test = predict(net, data.test_x, device=device).cpu()
+    if keep_logits is not None:
+        keep_logits.update(train=logits_train, test=logits_test)
     metrics = scores_from_logits(
         logits_train,
         logits_test,
@@ -161,9 +167,22 @@ def retain_relearning_curve(
     )
 
 
-def oracle_forget_logits(oracle: nn.Module, data: TensorData, split: Split, device) -> torch.Tensor:
-    """The oracle's outputs on the forget rows (CPU): the reference of the activation distance."""
+def oracle_forget_logits(
+    oracle: nn.Module,
+    data: TensorData,
+    split: Split,
+    device,
+    kept: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The oracle's outputs on the forget rows (CPU): the reference of the activation distance.
+
+    ``kept`` is the ``keep_logits`` dict of the oracle's :func:`score_model`: when that pass ran
+    (its metrics were not cached), the forget rows are taken from its training-row outputs
+    instead of being predicted a second time.
+    """
     forget_rows = torch.as_tensor(split.forget.copy())
+    if kept and "train" in kept:
+        return kept["train"][forget_rows]
     return predict(oracle, data.train_x[forget_rows], device=device).cpu()
 
 

@@ -209,14 +209,31 @@ def run_experiment(
 
 
 def _reference_scores(
-    net, info, cache: ModelCache, data, split: Split, seed: int, settings, device, original_forget
+    net,
+    info,
+    cache: ModelCache,
+    data,
+    split: Split,
+    seed: int,
+    settings,
+    device,
+    original_forget,
+    kept: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """:func:`score_model` of an original or oracle, cached beside it when it comes from the
-    model cache (``info``; a brought checkpoint, ``info=None``, is scored every time)."""
+    model cache (``info``; a brought checkpoint, ``info=None``, is scored every time). When it is
+    scored, its outputs are left in ``kept`` (``score_model``'s ``keep_logits``)."""
 
     def compute() -> tuple[dict[str, float], dict[str, Any]]:
         return score_model(
-            net, data, split, seed, settings, device=device, original_forget_acc=original_forget
+            net,
+            data,
+            split,
+            seed,
+            settings,
+            device=device,
+            original_forget_acc=original_forget,
+            keep_logits=kept,
         )
 
     if info is None:
@@ -328,6 +345,7 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
     info_r, oracle, oracle_metrics, forget_logits = None, None, None, None
     if settings.oracle:
         oracle, info_r = cached("oracle")
+        kept: dict[str, torch.Tensor] = {}
         oracle_metrics = _reference_scores(
             oracle,
             info_r,
@@ -338,8 +356,9 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
             settings,
             device,
             metrics["original"]["forget_acc"],
+            kept,
         )
-        forget_logits = oracle_forget_logits(oracle, data, split, device)
+        forget_logits = oracle_forget_logits(oracle, data, split, device, kept)
     inputs = CellInputs(
         data, split, original, metrics["original"], oracle, oracle_metrics, forget_logits
     )

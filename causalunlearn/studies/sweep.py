@@ -328,6 +328,7 @@ class Sweep:
                 reference = read_cell(ref_path)
             except RunError as err:  # derived data: recomputed, not a reason to stop
                 _log.warning("%s; recomputing it", err.message)
+        kept: dict[str, Any] = {}  # the oracle's outputs, when it is scored here
         if reference is None or reference.get("identity") != identity:
             reference = {"identity": identity, "models": info, "metrics": {}}
             original_forget = None
@@ -340,6 +341,7 @@ class Sweep:
                     s,
                     device=device,
                     original_forget_acc=original_forget,
+                    keep_logits=kept if which == "oracle" else None,
                 )
                 reference["metrics"][which] = metrics
                 reference.setdefault("extra", {})[which] = extra
@@ -352,7 +354,7 @@ class Sweep:
             reference["metrics"]["original"],
             models["oracle"],
             reference["metrics"]["oracle"],
-            oracle_forget_logits(models["oracle"], data, split, device),
+            oracle_forget_logits(models["oracle"], data, split, device, kept),
         )
         return _Context(inputs, model_name, reference)
 

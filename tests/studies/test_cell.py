@@ -128,3 +128,33 @@ def test_a_checkpoint_far_below_the_builtin_original_is_warned_about(tmp_path):
     )
     save_state(original, tmp_path / "mine.pt")
     run_experiment(camu, RunSettings(checkpoint=str(tmp_path / "mine.pt"), **common))
+
+
+def test_the_oracle_reference_reuses_the_rows_its_scoring_predicted():
+    """The activation distance's reference (the oracle on the forget rows) comes from the
+    oracle's scoring pass when that ran: no second forward over those rows, same values as
+    predicting them again."""
+    import torch
+
+    from causalunlearn.data import load_dataset
+    from causalunlearn.data.splits import make_split
+    from causalunlearn.models.zoo import build_model
+    from causalunlearn.studies.cell import oracle_forget_logits, score_model
+
+    data = load_dataset("digits", progress=False)
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    net = build_model("mlp", data.num_classes, data.input_shape, seed=0).eval()
+    rows_seen = []
+    net.register_forward_hook(lambda _m, args, _out: rows_seen.append(len(args[0])))
+    settings = StudySettings(seeds=(0,), progress=False, threads=1)
+    device = torch.device("cpu")
+    kept: dict = {}
+    score_model(net, data, split, 0, settings, device=device, keep_logits=kept)
+    scored_rows = sum(rows_seen)
+    assert scored_rows == len(data.train_y) + len(data.test_y)
+    reused = oracle_forget_logits(net, data, split, device, kept)
+    assert sum(rows_seen) == scored_rows  # nothing predicted again
+    again = oracle_forget_logits(net, data, split, device)  # no scoring pass to reuse
+    assert sum(rows_seen) == scored_rows + len(split.forget)
+    torch.testing.assert_close(reused, again.cpu(), rtol=1e-6, atol=1e-6)
+    assert reused.shape == (len(split.forget), data.num_classes)
