@@ -111,18 +111,24 @@ def floor(
     num_classes: int = 10,
     input_shape: tuple[int, ...] = (1, 28, 28),
     state: dict | None = None,
+    channels_last: bool = False,
 ) -> float:
     """Seconds per forward+backward (+ Adam step) of a model (default: a fresh MNIST CNN; with
-    ``state``, those trained weights: their subnormals are what flush-to-zero removes)."""
+    ``state``, those trained weights: their subnormals are what flush-to-zero removes; with
+    ``channels_last``, model and inputs in that memory format, as a training loop would run)."""
     model = build_model(model_name, num_classes, input_shape, seed=0)
     if state is not None:
         model.load_state_dict(state)
     model = model.to(DEVICE)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *input_shape, generator=g)
     y = torch.randint(0, num_classes, (batch,), generator=g)
     x, y = x.to(DEVICE), y.to(DEVICE)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def one() -> None:
         opt.zero_grad(set_to_none=True)
@@ -276,17 +282,24 @@ def whole_process(
 
 
 def predict_batches(
-    rows: int = 8192, batches: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096), state=None
+    rows: int = 8192,
+    batches: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096),
+    state=None,
+    x: torch.Tensor | None = None,
 ) -> dict:
-    """Rows/s of ``predict`` on the MNIST CNN (random MNIST-shaped inputs; fresh weights unless
-    ``state``) per batch size and numerics setting, best of 2."""
+    """Rows/s of ``predict`` on the MNIST CNN per batch size and numerics setting, best of 2:
+    fresh weights unless ``state`` (the trained original's), random MNIST-shaped inputs unless
+    ``x`` (real rows)."""
     from causalunlearn.metrics.accuracy import predict
 
     net = build_model("cnn", 10, (1, 28, 28), seed=0)
     if state is not None:
         net.load_state_dict(state)
     net = net.to(DEVICE).eval()
-    x = torch.randn(rows, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    if x is None:
+        x = torch.randn(rows, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    x = x[:rows]
+    rows = len(x)
     predict(net, x[:2048], device=DEVICE)  # warm-up
     table: dict = {}
     for name, numerics in NUMERICS.items():
@@ -526,6 +539,16 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="only predict's rows/s per batch size and numerics (fresh MNIST CNN, random inputs)",
     )
+    parser.add_argument(
+        "--layout-only",
+        action="store_true",
+        help="only fwd+bwd+Adam ms/step on the trained MNIST CNN, contiguous vs channels_last",
+    )
+    parser.add_argument(
+        "--trained",
+        action="store_true",
+        help="with --predict-only: the cached MNIST original's weights on real MNIST test rows",
+    )
     args = parser.parse_args(argv)
     global DEVICE
     DEVICE = pick_device(args.device)
@@ -554,9 +577,35 @@ def main(argv: list[str] | None = None) -> dict:
             "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout,
         },
     }
+    if args.layout_only:  # channels_last in training: fwd+bwd+Adam on the trained weights
+        data = load_dataset("mnist", progress=False, cache_dir=args.cache_dir)
+        original, _ = _original(args, data, model_name_for(data, None))
+        state = {k: v.detach().cpu() for k, v in original.state_dict().items()}
+        rows = {}
+        for name in ("off", "flush"):
+            with applied(NUMERICS[name]):
+                for batch in (32, 64):
+                    for layout in (False, True, False, True):  # A B A B
+                        key = f"{name} batch {batch} {'channels_last' if layout else 'contiguous'}"
+                        t = floor(batch, 100, True, state=state, channels_last=layout)
+                        rows[key] = min(rows.get(key, math.inf), t * 1e3)
+        report["train_step_ms"] = rows
+        _write(report, out.with_name(f"layout-{DEVICE.type}.json"))
+        for key, ms in rows.items():
+            print(f"{key:45} {ms:7.2f} ms/step")
+        return report
     if args.predict_only:
-        report["predict_rows_per_s"] = predict_batches()
-        _write(report, out.with_name(f"predict-{DEVICE.type}.json"))
+        if args.trained:  # the cached original's weights on real MNIST test rows
+            data = load_dataset("mnist", progress=False, cache_dir=args.cache_dir)
+            original, _ = _original(args, data, model_name_for(data, None))
+            state = {k: v.detach().cpu() for k, v in original.state_dict().items()}
+            report["predict_weights"] = "trained original (mnist, seed 0), mnist test rows"
+            report["predict_rows_per_s"] = predict_batches(state=state, x=data.test_x)
+        else:
+            report["predict_weights"] = "fresh weights, random inputs"
+            report["predict_rows_per_s"] = predict_batches()
+        name = f"predict-{DEVICE.type}{'-trained' if args.trained else ''}.json"
+        _write(report, out.with_name(name))
         for name, row in report["predict_rows_per_s"].items():
             print(f"{name:20}", "  ".join(f"{bs}: {v:,.0f}" for bs, v in row.items()))
         return report
