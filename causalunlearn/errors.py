@@ -70,6 +70,19 @@ class CausalUnlearnError(Exception):
         self.details: dict[str, Any] = dict(details or {})
         super().__init__(f"[{code}] {message}" + (f"\n  hint: {hint}" if hint else ""))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its attributes, not through __init__ (whose arguments differ from
+        # ``args``), so an error crosses to another process (a sweep worker) whole.
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuilt(cls: type[CausalUnlearnError], args: tuple[Any, ...], state: dict[str, Any]):
+    """An unpickled :class:`CausalUnlearnError`: its class, ``args`` and attributes."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
 
 class GraphError(CausalUnlearnError):
     """A graph (file, Python object or override) has one or more problems.

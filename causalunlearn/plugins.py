@@ -28,7 +28,12 @@ from types import ModuleType
 
 from causalunlearn.errors import CausalUnlearnError
 
-__all__ = ["IMPORT_HINT", "import_plugin", "import_plugins"]
+__all__ = ["IMPORT_HINT", "import_again", "import_plugin", "import_plugins", "imported_plugins"]
+
+#: What :func:`import_plugin` loaded in this process, as worker processes load it again:
+#: ``(absolute path, "")`` for a file or package, ``(module name, folder searched first)``,
+#: each with the name it is loaded under.
+_IMPORTED: dict[tuple[str, str], str] = {}
 
 #: The hint for a kind that is not registered, where it may live in a user's module.
 IMPORT_HINT = (
@@ -98,7 +103,9 @@ def import_plugin(spec: str | os.PathLike[str]) -> ModuleType:
     if not _looks_like_path(text):
         if text.isidentifier() or all(part.isidentifier() for part in text.split(".")):
             _on_path_first(Path.cwd())
-            return _import(text, text)
+            module = _import(text, text)
+            _IMPORTED.setdefault((text, os.getcwd()), text)
+            return module
         raise _failed(text, "not a module name, and no such file")
     path = Path(text).expanduser()
     if path.is_dir():
@@ -126,7 +133,29 @@ def import_plugin(spec: str | os.PathLike[str]) -> ModuleType:
             f"the module name {name!r} is already taken by {found or 'a built-in module'}",
             "rename your file so that its name is not that of another module",
         )
+    _IMPORTED.setdefault((str(path.resolve()), ""), name)
     return loaded
+
+
+def imported_plugins() -> tuple[tuple[str, str], ...]:
+    """The modules :func:`import_plugin` loaded in this process (and still loaded), in order,
+    as :func:`import_again` takes them: a sweep's workers load the same ones first."""
+    return tuple(item for item, name in _IMPORTED.items() if name in sys.modules)
+
+
+def import_again(plugins: Iterable[tuple[str, str]]) -> None:
+    """Load :func:`imported_plugins` of another process here (a sweep worker): a file or
+    package by its absolute path, a module name with the folder it was found from on
+    ``sys.path``. Loading one already loaded costs nothing.
+
+    Raises:
+        CausalUnlearnError: ``import-failed`` as :func:`import_plugin` (e.g. a file that this
+            machine does not have: on a cluster, put plugins where every node sees them).
+    """
+    for spec, folder in plugins:
+        if folder and folder not in sys.path:
+            sys.path.append(folder)
+        import_plugin(spec)
 
 
 def import_plugins(specs: Iterable[str | os.PathLike[str]]) -> list[ModuleType]:
