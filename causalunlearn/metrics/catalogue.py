@@ -254,6 +254,51 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         " most 1 % of the held-out rows exceed; chance 1",
     ),
     MetricInfo(
+        "probe_acc",
+        "Probe acc, representation (forgotten class / membership)",
+        "Probe acc",
+        "%",
+        "oracle",
+        source="linear probe (Alain & Bengio, arXiv 1610.01644) on the representation node's"
+        " features: causalunlearn.metrics.probe",
+        formula="logistic regression on Z, forgotten-class vs other test rows (class removal) or"
+        " forget vs test rows (random), balanced, fitted on one half, scored on the other, both"
+        " ways; 100 · held-out accuracy (50 = chance)",
+    ),
+    MetricInfo(
+        "per_class_acc",
+        "Per-class accuracy",
+        "Per-class acc",
+        "%",
+        "oracle",
+        source="textbook; causalunlearn.metrics.per_class",
+        formula="100 · M[c, c] / Σ_j M[c, j] per class c, on the forget, retain and test rows",
+        kind="per-class",
+    ),
+    MetricInfo(
+        "confusion_matrix",
+        "Confusion matrix",
+        "Confusion",
+        "rows",
+        "oracle",
+        source="sklearn.metrics.confusion_matrix; causalunlearn.metrics.per_class",
+        formula="M[i, j] = rows of true class i predicted as j, on the forget, retain and test"
+        " rows",
+        kind="matrix",
+    ),
+    MetricInfo(
+        "paired_delta",
+        "Paired Δ accuracy vs the reference method",
+        "Paired Δ",
+        "points",
+        "oracle",
+        source="percentile bootstrap (Efron & Tibshirani 1993) over rows, stratified by seed:"
+        " causalunlearn.metrics.paired",
+        formula="mean over seeds of 100 · (acc(A) − acc(B)) on the same rows, with the 2.5–97.5"
+        " percentiles of 1000 row resamples within each seed",
+        kind="comparison",
+    ),
+    MetricInfo(
         "unlearn_seconds",
         "Unlearning time (s)",
         "Time",
@@ -321,6 +366,7 @@ SUMMARY_COLUMNS = metrics(
         "mia_entropy_member_rate",
         "mia_loss_cv_acc",
         "activation_distance",
+        "probe_acc",
         "relearn_steps",
         "average_gap",
         "tow",
@@ -331,8 +377,11 @@ SUMMARY_COLUMNS = metrics(
     )
 )
 
-#: Rows a run's table adds when a model has them (``--oracles K``, ``--lira-shadows N``).
-OPTIONAL_RUN_ROWS = metrics(("oracle_margin_z", "oracle_klom", "lira_auc", "lira_tpr_1fpr"))
+#: Rows a run's table adds when a model has them (``--probe``, ``--oracles K``,
+#: ``--lira-shadows N``).
+OPTIONAL_RUN_ROWS = metrics(
+    ("probe_acc", "oracle_margin_z", "oracle_klom", "lira_auc", "lira_tpr_1fpr")
+)
 
 #: The tables of each (dataset, scenario) in ``summary.md``: accuracy, privacy, and the
 #: per-example metrics when a sweep has them (a table without values is left out).
@@ -360,6 +409,7 @@ SUMMARY_GROUPS: tuple[tuple[str, tuple[MetricInfo, ...]], ...] = (
                 "mia_entropy_member_rate",
                 "mia_loss_cv_acc",
                 "activation_distance",
+                "probe_acc",
                 "relearn_steps",
             )
         ),
@@ -384,6 +434,7 @@ BARS = metrics(
         "test_acc",
         "mia_efficacy_svc",
         "mia_forget_member_rate",
+        "probe_acc",
         "unlearn_seconds",
     )
 )
