@@ -20,7 +20,10 @@ from causalunlearn.plugins import IMPORT_HINT
 from causalunlearn.registry import Registry
 
 #: Built-in methods: name → module that registers it when imported (imported on first use).
-BUILTIN_MODULES = {"ssd": "causalunlearn.methods.ssd"}
+BUILTIN_MODULES = {
+    "ssd": "causalunlearn.methods.ssd",
+    "head-zero": "causalunlearn.methods.trivial",
+}
 
 
 @dataclass(frozen=True)
