@@ -11,6 +11,7 @@ from causalunlearn.models.representation import (
     resolve_layer,
     resolve_layer_path,
 )
+from causalunlearn.models.resnet_cifar import CifarResNet, CifarResNet20
 from causalunlearn.models.zoo import (
     CNN,
     MLP,
@@ -29,7 +30,9 @@ __all__ = [
     "MLP",
     "MODELS",
     "REPRESENTATION_ALIAS",
+    "CifarResNet",
     "CifarResNet18",
+    "CifarResNet20",
     "ModelFactory",
     "RepresentationCapture",
     "ResNet18At224",

@@ -9,7 +9,8 @@ device).
 
 Sources: the official CaMU code (github ShaofeiShen768/CaMU, ``CaMU/Model.py``) for ``cnn`` and
 ``resnet18-224``; the usual CIFAR ResNet-18 stem (3×3 convolution, stride 1, no max-pool) for
-``resnet18``.
+``resnet18``; He et al. 2016's CIFAR ResNet for ``resnet20``
+(:mod:`causalunlearn.models.resnet_cifar`: 0.27 M parameters, the CPU-sized CIFAR network).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from causalunlearn.atomic import atomic_open
 from causalunlearn.errors import ModelError
+from causalunlearn.models.resnet_cifar import CifarResNet20
 from causalunlearn.plugins import IMPORT_HINT
 from causalunlearn.registry import Registry
 
@@ -97,7 +99,8 @@ def build_model(
     seed gives the same weights on every device (the model is built on the CPU, then moved).
 
     Args:
-        name: Registry name, e.g. ``"cnn"``, ``"resnet18"``, ``"resnet18-224"``, ``"mlp"``.
+        name: Registry name, e.g. ``"cnn"``, ``"resnet20"``, ``"resnet18"``, ``"resnet18-224"``,
+            ``"mlp"``.
         num_classes: Number of classes (≥ 2).
         input_shape: Shape of one input without the batch dimension, e.g. ``(1, 28, 28)``.
         seed: Seed for the initial weights; ``None`` draws from the global generator.
@@ -343,6 +346,9 @@ class ResNet18At224(ResNet):
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         return super().forward(x)
+
+
+register_model("resnet20")(CifarResNet20)
 
 
 @register_model("mlp")
