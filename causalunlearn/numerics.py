@@ -4,8 +4,8 @@ Two concepts that decide how fast (and, for flush-to-zero, how exactly) the CPU 
 
 - :class:`CpuNumerics`: *flush-to-zero / denormals-are-zero* (``torch.set_flush_denormal``:
   subnormal floats, which trained weights produce and which x86 CPUs handle through a slow
-  microcode path, become zero) and the ``channels_last`` memory format for the inference
-  forwards of 4-D (convolutional) models. Both are off by default: flush-to-zero changes
+  microcode path, become zero) and the ``channels_last`` memory format for convolutional
+  models (inference and training loops). Both are off by default: flush-to-zero changes
   results (slightly), and is switched on by default only once it is shown to keep accuracies
   and MIAs within tolerance on real data (docs/performance.md, "CPU numerics and threads").
 - threads: ``threads=None`` is *auto*, ``min(available cores, torch's thread count)``;
@@ -40,8 +40,11 @@ class CpuNumerics:
             weights (it is part of the model cache's key) and, slightly, every number; much
             faster where trained weights hold subnormals (issue 13: the MNIST CNN's inference
             3.2× faster). Has no effect on a CPU without SSE3 (``apply`` returns False).
-        channels_last: Run the inference forwards of 4-D inputs (images through a conv net) in
-            the ``channels_last`` memory format (same numbers to float tolerance).
+        channels_last: Run conv nets in the ``channels_last`` memory format: the inference
+            forwards of 4-D inputs (``predict``) and the trained model of every training loop
+            (unlearning, originals, oracles; ``engine.step.apply_run_options``). Same numbers to
+            float tolerance; part of the model cache's key when on (float operations in
+            another order change trained weights in the last bits).
 
     Raises:
         RunError: ``bad-numerics`` for a value that is not a bool.

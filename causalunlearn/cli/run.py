@@ -129,7 +129,7 @@ def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--channels-last",
         action="store_true",
-        help="channels_last memory format for the inference of conv models on 4-D inputs",
+        help="channels_last memory format for conv models (inference and training loops)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(

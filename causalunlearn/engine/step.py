@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,6 +57,7 @@ from causalunlearn.compile.objective import Batch, Objective
 from causalunlearn.engine.callbacks import CallbackLike, TermMeans
 from causalunlearn.engine.plan import FastContext, precompute_frozen
 from causalunlearn.errors import RunError
+from causalunlearn.numerics import current as current_numerics
 
 __all__ = ["AMP_DTYPES", "Masks", "Runner", "apply_run_options", "masked_step", "stage_masks"]
 
@@ -301,15 +303,38 @@ class _Compiled:
         return out
 
 
+class _ChannelsLast:
+    """The trained model's forward with 4-D inputs in the ``channels_last`` memory format (its
+    4-D weights were put in that format by :func:`apply_run_options`)."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.run(x)
+
+
 def apply_run_options(
-    objective: Objective, device: torch.device, *, compile: bool = False, cuda_graphs: bool = False
+    objective: Objective,
+    device: torch.device,
+    *,
+    compile: bool = False,
+    cuda_graphs: bool = False,
+    channels_last: bool | None = None,
 ) -> None:
-    """Set up ``torch.compile`` / CUDA graphs for the trained model's forwards.
+    """Set up ``torch.compile`` / CUDA graphs / the memory format for the trained model.
 
     ``compile=True`` compiles the model (default mode); ``cuda_graphs=True`` compiles it with
     ``mode="reduce-overhead"``, which records CUDA graphs and therefore needs a CUDA device.
     The representation hooks are registered before the first compiled call (the fast executor
-    keeps them for the whole run), so the compiled graph captures them.
+    keeps them for the whole run), so the compiled graph captures them. ``channels_last``
+    (default: the run's :class:`~causalunlearn.numerics.CpuNumerics`) puts the trained model's
+    4-D weights and every 4-D input of its forwards in the ``channels_last`` memory format: a
+    conv net's training step on the CPU took 9.9 instead of 16.1 ms (MNIST CNN, batch 64, 2
+    threads; docs/performance.md). A model without 4-D weights is left as it is. The model stays
+    in that format afterwards (same values; ``predict`` and ``state_dict`` work either way).
 
     Raises:
         RunError: ``cuda-graphs-need-cuda`` when ``cuda_graphs`` is asked for off CUDA.
@@ -324,3 +349,8 @@ def apply_run_options(
         objective.runners[MODEL] = _Compiled(objective.model, "reduce-overhead")
     elif compile:
         objective.runners[MODEL] = _Compiled(objective.model, None)
+    if channels_last is None:
+        channels_last = current_numerics().channels_last
+    if channels_last and any(p.dim() == 4 for p in objective.model.parameters()):
+        objective.model.to(memory_format=torch.channels_last)
+        objective.runners[MODEL] = _ChannelsLast(objective.runners.get(MODEL, objective.model))

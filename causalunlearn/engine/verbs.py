@@ -94,6 +94,7 @@ def train_from_scratch(
     net = build_model(model, data.num_classes, data.input_shape, seed=seed).to(device)
     graph = training_graph(on, recipe)
     objective = compile_objective(graph, net, seed=seed)
+    apply_run_options(objective, device)  # the run's memory format (CpuNumerics.channels_last)
     streams = materialise(graph, data, split, seed=seed, device=device)
     label = f"{'original' if on == 'train' else 'oracle'} seed {seed}"
     log = run_schedule(

@@ -379,7 +379,7 @@ def mia_sorted_softmax_from_model(
     seed: int,
     attacker: Any = "gbdt",
     max_train: int = DEFAULT_MAX_TRAIN,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     device: torch.device | str | None = None,
 ) -> MIAResult:
     """:func:`mia_sorted_softmax` on the outputs of ``model`` (CaMU: the unlearned model).

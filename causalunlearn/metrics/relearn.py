@@ -108,7 +108,7 @@ def relearning_curve(
     batch_size: int = 32,
     seed: int,
     max_steps: int | None = None,
-    eval_batch_size: int = 1024,
+    eval_batch_size: int | None = None,
 ) -> dict[str, list[Any]]:
     """Accuracies along a fine-tuning of a **copy** of ``model`` on the retain data.
 
@@ -143,7 +143,7 @@ def relearning_curve(
         batch_size: Rows per optimiser step.
         seed: Seed of the shuffling.
         max_steps: Optional cap on the optimiser steps (``≥ 1``); default: all ``epochs``.
-        eval_batch_size: Rows per forward pass when measuring.
+        eval_batch_size: Rows per forward pass when measuring (default: ``predict``'s).
 
     Returns:
         ``{"step": [0, …], name: [accuracy at each step, …] for each evaluator}``, all lists of
@@ -162,7 +162,7 @@ def relearning_curve(
         ("steps_per_point", steps_per_point),
         ("epochs", epochs),
         ("batch_size", batch_size),
-        ("eval_batch_size", eval_batch_size),
+        ("eval_batch_size", 1 if eval_batch_size is None else eval_batch_size),
         ("max_steps", 1 if max_steps is None else max_steps),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -49,6 +49,7 @@ from causalunlearn.engine.verbs import train_from_scratch
 from causalunlearn.errors import ModelError
 from causalunlearn.locks import exclusive
 from causalunlearn.models.zoo import build_model, load_state, save_state
+from causalunlearn.numerics import current as current_numerics
 from causalunlearn.numerics import flush_denormal_active
 from causalunlearn.recipes import Recipe
 
@@ -110,10 +111,13 @@ def data_fingerprint(data: TensorData) -> dict[str, Any]:
 
 def numerics_fingerprint() -> dict[str, Any]:
     """Process-wide numeric settings that change trained weights: the default dtype, and
-    flush-to-zero when it is on (probed from the CPU, however it was set)."""
+    flush-to-zero (probed from the CPU, however it was set) and the ``channels_last`` training
+    layout (another order of float operations in the convolutions) when they are on."""
     doc: dict[str, Any] = {"default_dtype": str(torch.get_default_dtype())}
     if flush_denormal_active():
         doc["flush_denormal"] = True
+    if current_numerics().channels_last:
+        doc["channels_last"] = True
     return doc
 
 

@@ -28,3 +28,18 @@ def test_channels_last_inference_matches_and_leaves_the_model_as_it_was():
     mlp = build_model("mlp", 10, (64,), seed=0)
     rows = torch.randn(5, 64)
     assert torch.equal(predict(mlp, rows, channels_last=True), predict(mlp, rows))
+
+
+def test_the_default_batch_is_the_measured_one_per_device_and_changes_no_logit():
+    """Default rows per forward: 256 on the CPU (measured fastest, docs/performance.md); the
+    logits are those of any other batch size to float tolerance."""
+    from causalunlearn.metrics.accuracy import CPU_BATCH, DEVICE_BATCH
+
+    net = build_model("cnn", 10, (1, 28, 28), seed=0)
+    x = torch.randn(600, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    sizes = []
+    net.register_forward_hook(lambda _m, args, _out: sizes.append(len(args[0])))
+    default = predict(net, x)
+    assert sizes == [256, 256, 88]  # 600 rows = 256 + 256 + 88
+    assert CPU_BATCH == 256 and DEVICE_BATCH == 1024
+    assert torch.allclose(default, predict(net, x, batch_size=1024), atol=1e-5, rtol=1e-5)
