@@ -14,11 +14,14 @@ recomputes Δ; the interval is the 2.5th and 97.5th percentiles of the replicate
 bootstrap, Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13). Stratifying
 keeps every seed's weight at ``1/S`` in every replicate, as in Δ itself.
 
-Row draws: ``rng = numpy.random.default_rng(seed)``; for each stratum in the order given, for
-each replicate ``r = 0..B−1``, the ``n_s`` rows ``floor(n_s · u)`` with ``u = rng.random(n_s)``
-(so a replicate's draws do not depend on how many replicates are drawn at once). An interval
-that excludes 0 says the two methods differ on these rows beyond row-sampling noise; it does
-not cover the variation of training seeds (the summary's ± does).
+How the replicates are drawn: a row's term of Δ is ``d = a − b ∈ {−1, 0, +1}``, so a resample
+of ``n_s`` rows is summed up by how many of its draws hit a ``+1`` row and a ``−1`` row, and
+those two counts are jointly multinomial: ``(N₊, N₋, N₀) ~ Multinomial(n_s; k₊/n_s, k₋/n_s,
+k₀/n_s)`` with ``k`` the rows of each kind. Each replicate's seed term is ``(N₊ − N₋) / n_s``:
+exactly the distribution of resampling the rows, at a cost that does not grow with the rows
+(``rng = numpy.random.default_rng(seed)``; ``rng.multinomial(n_s, p, size=B)`` per stratum, in
+the order given). An interval that excludes 0 says the two methods differ on these rows beyond
+row-sampling noise; it does not cover the variation of training seeds (the summary's ± does).
 """
 
 from __future__ import annotations
@@ -33,8 +36,6 @@ from causalunlearn.errors import CausalUnlearnError
 
 #: Bootstrap replicates of :func:`paired_bootstrap` by default.
 N_BOOT = 1000
-#: The most random numbers drawn at once (memory of one chunk: 8 bytes each).
-_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -76,35 +77,19 @@ def _correct(values: Any, what: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def paired_bootstrap(
-    a: Mapping[Any, Any],
-    b: Mapping[Any, Any],
-    *,
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-    level: float = 0.95,
-) -> PairedDifference:
-    """Δ = mean over strata of ``100 · (acc(A) − acc(B))`` and its stratified paired bootstrap
-    interval (module docstring).
-
-    Args:
-        a: Stratum (a seed) → per-row correctness of method A (1-d, 0/1 or bool).
-        b: The same strata → method B's correctness on the same rows.
-        n_boot: Bootstrap replicates (at least 1).
-        seed: Seed of the row draws.
-        level: Coverage of the interval (0 < level < 1).
+def paired_replicates(
+    a: Mapping[Any, Any], b: Mapping[Any, Any], *, n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[float, np.ndarray, tuple[int, ...]]:
+    """Δ (percentage points), its ``n_boot`` bootstrap replicates and the rows per stratum
+    (module docstring); :func:`paired_bootstrap` summarises them.
 
     Raises:
         CausalUnlearnError: ``bad-paired-rows`` (strata or row counts that differ, no rows,
-            values other than 0/1), ``bad-count`` (``n_boot``), ``bad-level``.
+            values other than 0/1), ``bad-count`` (``n_boot``).
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
         raise CausalUnlearnError(
             "bad-count", f"n_boot must be a whole number of at least 1, got {n_boot!r}", "e.g. 1000"
-        )
-    if not 0.0 < float(level) < 1.0:
-        raise CausalUnlearnError(
-            "bad-level", f"level must lie strictly between 0 and 1, got {level!r}", "e.g. 0.95"
         )
     if list(a) != list(b) or not a:
         raise CausalUnlearnError(
@@ -128,16 +113,40 @@ def paired_bootstrap(
     replicates = np.zeros(n_boot)
     for d in diffs:
         n = len(d)
-        per_chunk = max(1, _CHUNK // n)
-        means = []
-        for start in range(0, n_boot, per_chunk):
-            count = min(per_chunk, n_boot - start)
-            rows = np.floor(rng.random((count, n)) * n).astype(np.int64)
-            means.append(d[rows].mean(axis=1))
-        replicates += np.concatenate(means)
+        kinds = np.array([(d > 0).sum(), (d < 0).sum(), (d == 0).sum()], dtype=np.float64)
+        counts = rng.multinomial(n, kinds / n, size=n_boot)
+        replicates += (counts[:, 0] - counts[:, 1]) / n
     replicates *= 100.0 / len(diffs)
+    return mean, replicates, tuple(len(d) for d in diffs)
+
+
+def paired_bootstrap(
+    a: Mapping[Any, Any],
+    b: Mapping[Any, Any],
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    level: float = 0.95,
+) -> PairedDifference:
+    """Δ = mean over strata of ``100 · (acc(A) − acc(B))`` and its stratified paired bootstrap
+    interval (module docstring).
+
+    Args:
+        a: Stratum (a seed) → per-row correctness of method A (1-d, 0/1 or bool).
+        b: The same strata → method B's correctness on the same rows.
+        n_boot: Bootstrap replicates (at least 1).
+        seed: Seed of the draws.
+        level: Coverage of the interval (0 < level < 1).
+
+    Raises:
+        CausalUnlearnError: ``bad-paired-rows`` (strata or row counts that differ, no rows,
+            values other than 0/1), ``bad-count`` (``n_boot``), ``bad-level``.
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise CausalUnlearnError(
+            "bad-level", f"level must lie strictly between 0 and 1, got {level!r}", "e.g. 0.95"
+        )
+    mean, replicates, rows = paired_replicates(a, b, n_boot=n_boot, seed=seed)
     tail = 100.0 * (1.0 - float(level)) / 2.0
     low, high = np.percentile(replicates, [tail, 100.0 - tail])
-    return PairedDifference(
-        mean, float(low), float(high), float(level), n_boot, tuple(len(d) for d in diffs)
-    )
+    return PairedDifference(mean, float(low), float(high), float(level), n_boot, rows)

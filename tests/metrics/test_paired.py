@@ -1,12 +1,16 @@
-"""The paired bootstrap: the point estimate by hand, the interval against a plain numpy loop."""
+"""The paired bootstrap: the point estimate by hand, the replicates against the exact bootstrap
+distribution enumerated row by row, and the interval against a plain numpy loop."""
 
 from __future__ import annotations
+
+import itertools
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from causalunlearn.errors import CausalUnlearnError
-from causalunlearn.metrics.paired import paired_bootstrap
+from causalunlearn.metrics.paired import paired_bootstrap, paired_replicates
 
 #: A tiny hand-made table: two seeds, per-row correctness of methods A and B on the same rows.
 A = {0: [1, 1, 1, 0, 1, 0], 1: [1, 0, 1, 1]}
@@ -20,42 +24,61 @@ def test_point_estimate_is_the_mean_over_seeds_of_the_accuracy_difference():
     assert result.rows == (6, 4) and result.n_boot == 50 and result.level == 0.95
 
 
-def _loop_bootstrap(a, b, n_boot, seed, level):
-    """The same bootstrap written out replicate by replicate, seed by seed: resample a seed's
-    rows, recompute each method's accuracy on them, difference, average the seeds."""
-    rng = np.random.default_rng(seed)
-    totals = np.zeros(n_boot)
+def _exact_distribution(a, b):
+    """The exact bootstrap distribution of Δ*: every ordered resample of each seed's rows
+    (6^6 and 4^4 of them), accuracies of A and B recomputed on it, seeds combined."""
+    per_seed = []
     for key in a:
-        xa, xb = np.asarray(a[key], float), np.asarray(b[key], float)
+        xa, xb = np.asarray(a[key]), np.asarray(b[key])
         n = len(xa)
-        for r in range(n_boot):
-            rows = np.floor(rng.random(n) * n).astype(int)
-            totals[r] += 100 * xa[rows].mean() - 100 * xb[rows].mean()
-    totals /= len(a)
-    tail = 100 * (1 - level) / 2
-    return np.percentile(totals, [tail, 100 - tail])
+        counts = Counter()
+        for rows in itertools.product(range(n), repeat=n):
+            rows = list(rows)
+            counts[round(100 * (xa[rows].mean() - xb[rows].mean()), 9)] += 1
+        per_seed.append({v: c / n**n for v, c in counts.items()})
+    combined = Counter()
+    for (v0, p0), (v1, p1) in itertools.product(per_seed[0].items(), per_seed[1].items()):
+        combined[round((v0 + v1) / 2, 9)] += p0 * p1
+    return dict(sorted(combined.items()))
+
+
+def test_replicates_follow_the_exact_bootstrap_distribution():
+    exact = _exact_distribution(A, B)
+    n_boot = 20_000
+    _, replicates, _ = paired_replicates(A, B, n_boot=n_boot, seed=3)
+    values = np.array(list(exact))
+    cdf = np.cumsum(list(exact.values()))
+    empirical = np.searchsorted(np.sort(replicates), values + 1e-9, side="right") / n_boot
+    # Dvoretzky-Kiefer-Wolfowitz: P(sup |F_B - F| > 0.02) <= 2 exp(-2 B 0.02^2) ≈ 2e-7.
+    assert np.abs(empirical - cdf).max() < 0.02
+    reachable = {round(v, 6) for v in exact}  # no value the exact bootstrap cannot reach
+    assert {round(float(v), 6) for v in replicates} <= reachable
+    # Its mean is Δ and its variance (1/S²) Σ_s 100² var(d_s)/n_s (population variance of d).
+    var = sum(np.var(np.subtract(A[k], B[k])) / len(A[k]) for k in A) * 100**2 / 4
+    assert replicates.mean() == pytest.approx(paired_bootstrap(A, B).mean, abs=0.5)
+    assert replicates.var() == pytest.approx(var, rel=0.05)
 
 
 @pytest.mark.parametrize(("n_boot", "seed", "level"), [(200, 0, 0.95), (333, 7, 0.9)])
 def test_interval_equals_a_plain_numpy_loop_with_the_same_seed(n_boot, seed, level):
+    # The same draws replicate by replicate: each seed's counts of +1 and −1 rows drawn, then a
+    # resampled table built from them and both accuracies computed on it.
+    rng = np.random.default_rng(seed)
+    totals = np.zeros(n_boot)
+    for key in A:
+        d = np.subtract(A[key], B[key])
+        n = len(d)
+        p = [np.mean(d == 1), np.mean(d == -1), np.mean(d == 0)]
+        counts = rng.multinomial(n, p, size=n_boot)
+        for r in range(n_boot):
+            table = [(1, 0)] * counts[r, 0] + [(0, 1)] * counts[r, 1] + [(1, 1)] * counts[r, 2]
+            acc_a, acc_b = np.mean(table, axis=0)
+            totals[r] += 100 * (acc_a - acc_b) / len(A)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(totals, [tail, 100 - tail])
     result = paired_bootstrap(A, B, n_boot=n_boot, seed=seed, level=level)
-    low, high = _loop_bootstrap(A, B, n_boot, seed, level)
     assert (result.low, result.high) == pytest.approx((low, high), abs=1e-9)
     assert result.low <= result.mean <= result.high
-
-
-def test_chunked_draws_equal_the_loop_on_many_rows(monkeypatch):
-    # Rows enough that the replicates are drawn in several chunks (the chunk size made small).
-    import causalunlearn.metrics.paired as P
-
-    monkeypatch.setattr(P, "_CHUNK", 1000)
-    rng = np.random.default_rng(5)
-    a = {s: rng.integers(0, 2, 300) for s in range(3)}
-    b = {s: rng.integers(0, 2, 300) for s in range(3)}
-    result = paired_bootstrap(a, b, n_boot=40, seed=1)
-    assert (result.low, result.high) == pytest.approx(
-        tuple(_loop_bootstrap(a, b, 40, 1, 0.95)), abs=1e-9
-    )
 
 
 def test_degenerate_tables_have_exact_intervals():
@@ -65,6 +88,19 @@ def test_degenerate_tables_have_exact_intervals():
     wrong = {0: [0] * 5, 1: [0] * 3}
     full = paired_bootstrap(right, wrong, n_boot=100)
     assert (full.mean, full.low, full.high) == (100.0, 100.0, 100.0)
+
+
+def test_many_rows_cost_no_more_than_few():
+    # 50,000 rows per seed: the draws do not grow with the rows (multinomial counts).
+    import time
+
+    rng = np.random.default_rng(5)
+    a = {s: rng.random(50_000) < 0.99 for s in range(3)}
+    b = {s: rng.random(50_000) < 0.98 for s in range(3)}
+    started = time.perf_counter()
+    result = paired_bootstrap(a, b)
+    assert time.perf_counter() - started < 2.0
+    assert result.low < result.mean < result.high
 
 
 @pytest.mark.parametrize(
