@@ -210,7 +210,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     ),
     MetricInfo(
         "oracle_margin_z",
-        "Margin z vs oracle distribution (forget, median |z|)",
+        "Margin z vs oracle distribution (forget, median abs z)",
         "Oracle-dist. z",
         "",
         "oracle",
