@@ -13,10 +13,24 @@ from pathlib import Path
 from causalunlearn.cli.run import (
     _seeds,
     add_setup_arguments,
+    int_list,
     numerics_of,
     recipe_of,
     show_progress,
 )
+
+
+def _nested(flag: str):
+    """The argparse type of a nested seed flag: its usage errors carry the settings' codes."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            return int_list(text, flag.lstrip("-").replace("-", " "), f"{flag} 0,1,2")
+        except argparse.ArgumentTypeError as err:
+            code = "no-seeds" if not text.replace(",", "").strip() else "bad-seed"
+            raise argparse.ArgumentTypeError(f"[{code}] {err}") from None
+
+    return parse
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +44,31 @@ def _common(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="scenario, e.g. class:0 or random:0.1 (repeat for several; default class:0)",
     )
-    parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument(
+        "--seeds",
+        type=_seeds,
+        help="comma-separated paired seeds: each seeds the training, the split and the"
+        " unlearning of its cells (default 0,1,2; not with the three below)",
+    )
+    parser.add_argument(
+        "--train-seeds",
+        type=_nested("--train-seeds"),
+        metavar="SEEDS",
+        help="nested seeds (docs/sweeps.md, Seed protocol): training seeds of the originals and"
+        " oracles; the cells are the cross product of the three lists, an unset one is 0",
+    )
+    parser.add_argument(
+        "--split-seeds",
+        type=_nested("--split-seeds"),
+        metavar="SEEDS",
+        help="nested: seeds of the forget/retain split and retain sample, per training seed",
+    )
+    parser.add_argument(
+        "--unlearn-seeds",
+        type=_nested("--unlearn-seeds"),
+        metavar="SEEDS",
+        help="nested: seeds of the unlearning runs, per original and split",
+    )
     parser.add_argument("--out", help="sweep folder (default runs/compare or runs/ablate-<graph>)")
     parser.add_argument(
         "--relearn", action="store_true", help="also measure relearn time (forget fine-tuning)"
@@ -86,11 +124,16 @@ def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curves: bool = False):
-    """:class:`~causalunlearn.studies.settings.StudySettings` from the setup arguments."""
+    """:class:`~causalunlearn.studies.settings.StudySettings` from the setup arguments.
+
+    ``seeds`` is a list of paired seeds, or the seed fields of
+    :func:`~causalunlearn.studies.sweep_file.seed_fields` (a dict).
+    """
     from causalunlearn.studies.settings import StudySettings
 
+    fields = dict(seeds) if isinstance(seeds, dict) else {"seeds": tuple(seeds)}
     return StudySettings(
-        seeds=tuple(seeds),
+        **fields,
         model=args.model,
         recipe=recipe_of(args),
         attacker=args.attacker,
@@ -120,9 +163,16 @@ def _run(entries, datasets, scenarios, settings, out, args) -> int:
         plots=not args.no_plots,
     )
     total = len(sweep.cells())
+    if settings.nested:
+        seeds = (
+            f"{len(settings.train_seeds)} training × {len(settings.split_seeds)} split ×"
+            f" {len(settings.unlearn_seeds)} unlearning seed(s)"
+        )
+    else:
+        seeds = f"{len(settings.seeds)} seed(s)"
     print(
         f"sweep: {len(entries)} method(s) × {len(datasets)} dataset(s) × {len(scenarios)}"
-        f" scenario(s) × {len(settings.seeds)} seed(s) = {total} runs → {out}",
+        f" scenario(s) × {seeds} = {total} runs → {out}",
         file=sys.stderr,
     )
     if args.summary_only:
@@ -139,6 +189,15 @@ def _run(entries, datasets, scenarios, settings, out, args) -> int:
     return 0
 
 
+def _seed_flags(args: argparse.Namespace) -> dict:
+    return {
+        "seeds": args.seeds,
+        "train_seeds": args.train_seeds,
+        "split_seeds": args.split_seeds,
+        "unlearn_seeds": args.unlearn_seeds,
+    }
+
+
 def compare_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn compare``."""
     from causalunlearn.studies import sweep_file as F
@@ -149,7 +208,7 @@ def compare_command(args: argparse.Namespace) -> int:
     )
     datasets = args.dataset or file.datasets or F.DEFAULT_DATASETS
     scenarios = args.scenario or file.scenarios or F.DEFAULT_SCENARIOS
-    seeds = args.seeds or file.seeds or F.DEFAULT_SEEDS
+    seeds = F.seed_fields(file, **_seed_flags(args))
     settings = sweep_settings(args, seeds, args.relearn or file.relearn, args.curves or file.curves)
     out = args.out or F.DEFAULT_COMPARE_FOLDER
     return _run(entries, datasets, scenarios, settings, out, args)
@@ -160,7 +219,7 @@ def ablate_command(args: argparse.Namespace) -> int:
     from causalunlearn.studies import sweep_file as F
 
     entries = F.sweep_entries(ablate=args.graph, preset=args.preset or "auto", assignments=args.set)
-    settings = sweep_settings(args, args.seeds or F.DEFAULT_SEEDS, args.relearn, args.curves)
+    settings = sweep_settings(args, F.seed_fields(**_seed_flags(args)), args.relearn, args.curves)
     out = args.out or F.default_ablate_folder(entries[0].label)
     datasets = args.dataset or F.DEFAULT_DATASETS
     return _run(entries, datasets, args.scenario or F.DEFAULT_SCENARIOS, settings, out, args)

@@ -4,22 +4,25 @@
 ``pip install causalunlearn[pandas]``); :func:`result_rows` gives the same rows as plain dicts
 (no pandas), which ``causalunlearn compare --csv`` writes with :func:`write_csv`.
 
-Long format, one row per (method, dataset, scenario, seed, model, metric):
+Long format, one row per (method, dataset, scenario, seeds, model, metric):
 
-=========  ==================================================================================
-method     the graph's name (a run folder) or the method's label (a sweep)
-dataset    the dataset name
-scenario   the forget scenario (``class:0``, ``random:0.1``, ...)
-seed       the seed
-model      ``original``, ``unlearned`` or ``oracle`` (the retrain oracle)
-metric     a key of :mod:`causalunlearn.metrics.catalogue` (``forget_acc``, ``mia``, ...)
-value      the number (float)
-=========  ==================================================================================
+============  ===============================================================================
+method        the graph's name (a run folder) or the method's label (a sweep)
+dataset       the dataset name
+scenario      the forget scenario (``class:0``, ``random:0.1``, ...)
+seed          the seed (a sweep of nested seeds: the unlearning seed, as the cell records it)
+train_seed    the training seed of the original and the oracle (docs/sweeps.md, Seed protocol)
+split_seed    the seed of the forget/retain split
+unlearn_seed  the unlearning seed (the three equal ``seed`` unless the sweep nests its seeds)
+model         ``original``, ``unlearned`` or ``oracle`` (the retrain oracle)
+metric        a key of :mod:`causalunlearn.metrics.catalogue` (``forget_acc``, ``mia``, ...)
+value         the number (float)
+============  ===============================================================================
 
 In a sweep, the original's and the oracle's metrics (``references/``) are shared by every
-method of a (dataset, scenario, seed); they are repeated under each method with a finished cell
-there, so every method has its three models side by side. Failed cells (``status: failed``)
-have no numbers and give no rows.
+method of a (dataset, scenario, training seed, split seed); they are repeated under each method
+with a finished cell there, so every method has its three models side by side. Failed cells
+(``status: failed``) have no numbers and give no rows.
 """
 
 from __future__ import annotations
@@ -27,17 +30,28 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from causalunlearn.atomic import atomic_write
 from causalunlearn.errors import RunError
+from causalunlearn.studies.seeds import CellSeeds
 
 __all__ = ["COLUMNS", "INDEX", "MODELS", "result_rows", "results", "write_csv"]
 
 #: What identifies one model's numbers (the index of the wide table).
-INDEX = ("method", "dataset", "scenario", "seed", "model")
+INDEX = (
+    "method",
+    "dataset",
+    "scenario",
+    "seed",
+    "train_seed",
+    "split_seed",
+    "unlearn_seed",
+    "model",
+)
 #: The columns of the long table.
 COLUMNS = (*INDEX, "metric", "value")
 #: The model roles, in table order.
@@ -57,14 +71,23 @@ def _numbers(metrics: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
 
 
 def _rows(
-    method: str, dataset: str, scenario: str, seed: int, by_model: Mapping[str, Mapping[str, Any]]
+    method: str,
+    dataset: str,
+    scenario: str,
+    seed: int,
+    by_model: Mapping[str, Mapping[str, Any]],
+    seeds: CellSeeds | None = None,
 ) -> list[dict[str, Any]]:
+    seeds = seeds or CellSeeds.same(int(seed))
     return [
         {
             "method": method,
             "dataset": dataset,
             "scenario": scenario,
             "seed": int(seed),
+            "train_seed": seeds.train,
+            "split_seed": seeds.split,
+            "unlearn_seed": seeds.unlearn,
             "model": model,
             "metric": key,
             "value": value,
@@ -89,9 +112,13 @@ def _run_rows(manifest_path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _seed_of(path: Path) -> int:
-    digits = path.stem[len("seed") :]
-    return int(digits) if digits.isdigit() else -1
+def _seed_of(path: Path) -> tuple[int, ...]:
+    """The seeds a cell file's name spells (``seed3``, ``seed0-split1-unlearn2``), to sort."""
+    found = re.fullmatch(r"seed(\d+)(?:-split(\d+)-unlearn(\d+))?", path.stem)
+    if found is None:
+        return (-1,)
+    t, s, u = found.groups()
+    return (int(t), int(t), int(t)) if s is None else (int(t), int(s), int(u))
 
 
 def _sweep_rows(folder: Path) -> list[dict[str, Any]]:
@@ -102,8 +129,11 @@ def _sweep_rows(folder: Path) -> list[dict[str, Any]]:
         cell = _read(path)
         if cell.get("status") != "finished":
             continue
-        # runs/<method>/<dataset>/<scenario>/seedS.json ↔ references/<dataset>/<scenario>/seedS.json
-        ref_path = folder / "references" / path.parent.parent.name / path.parent.name / path.name
+        # runs/<method>/<dataset>/<scenario>/<cell>.json ↔ references/<dataset>/<scenario>/<ref>:
+        # seed<T>[-split<S>-unlearn<U>].json ↔ seed<T>[-split<S>].json
+        seeds = CellSeeds.of_record(cell)
+        ref_name = f"{seeds.reference_stem}.json"
+        ref_path = folder / "references" / path.parent.parent.name / path.parent.name / ref_name
         if ref_path not in references:
             references[ref_path] = _read(ref_path) if ref_path.is_file() else {}
         by_model = {
@@ -111,7 +141,12 @@ def _sweep_rows(folder: Path) -> list[dict[str, Any]]:
             "unlearned": cell["metrics"],
         }
         rows += _rows(
-            cell["method"]["label"], cell["dataset"], cell["scenario"], cell["seed"], by_model
+            cell["method"]["label"],
+            cell["dataset"],
+            cell["scenario"],
+            cell["seed"],
+            by_model,
+            seeds,
         )
     return rows
 
@@ -159,13 +194,14 @@ def results(path: str | Path, *, wide: bool = False):
 
     Args:
         path: A run folder, its ``manifest.json``, or a sweep folder (see :func:`result_rows`).
-        wide: One row per (method, dataset, scenario, seed, model) and a column per metric
+        wide: One row per (method, dataset, scenario, seeds, model) and a column per metric
             (``NaN`` where a model has no such metric, e.g. the original's ``tow``), instead of
             one row per value.
 
     Returns:
-        Long: columns ``method, dataset, scenario, seed, model, metric, value``. Wide: the
-        five identifying columns, then one per metric.
+        Long: columns ``method, dataset, scenario, seed, train_seed, split_seed,
+        unlearn_seed, model, metric, value``. Wide: the eight identifying columns, then one per
+        metric.
 
     Raises:
         RunError: ``pandas-missing`` (with how to install it), ``not-a-results-folder``,
@@ -178,7 +214,8 @@ def results(path: str | Path, *, wide: bool = False):
     """
     pd = _pandas()
     long = pd.DataFrame(result_rows(path), columns=list(COLUMNS))
-    long["seed"] = long["seed"].astype("int64")
+    for column in ("seed", "train_seed", "split_seed", "unlearn_seed"):
+        long[column] = long[column].astype("int64")
     long["value"] = long["value"].astype("float64")
     if not wide:
         return long

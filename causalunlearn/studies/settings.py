@@ -16,6 +16,14 @@ from typing import Any
 from causalunlearn.errors import RunError
 from causalunlearn.numerics import CpuNumerics
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.seeds import (
+    LEVELS,
+    NESTED_FIELDS,
+    NESTED_FLAGS,
+    CellSeeds,
+    check_seed_list,
+    nested_cells,
+)
 
 #: Relearn time: Adam (lr 1e-3, batch 32) fine-tuning on the forget rows, forget accuracy
 #: measured every RELEARN_EVERY steps, until it reaches RELEARN_FRACTION × the original's;
@@ -41,8 +49,15 @@ class StudySettings:
     """Settings shared by every cell of a study (their :meth:`key` guards resumed cells).
 
     Attributes:
-        seeds: Seeds; each seeds the split, the original, the unlearning and the oracle.
-            Distinct integers (a repeated seed would count one run twice).
+        seeds: Paired seeds (default ``(0, 1, 2)``): each seeds the split, the original, the
+            unlearning and the oracle of one cell. Distinct integers (a repeated seed would
+            count one run twice).
+        train_seeds: Nested seeds instead (docs/sweeps.md, "Seed protocol"): the training
+            seeds of the originals (and oracles). Giving any of the three nested lists makes
+            the cells their cross product (:meth:`cell_seeds`); a list left ``None`` is
+            ``(0,)``, and ``seeds`` is then ``()``. Not with ``seeds``.
+        split_seeds: Nested: the seeds of the forget/retain split (and retain sample).
+        unlearn_seeds: Nested: the seeds of the unlearning runs, for every original and split.
         model: Registered model (default per dataset).
         recipe: Training recipe of originals and oracles.
         attacker: Attacker of the official CaMU attack (``gbdt`` or ``xgboost``).
@@ -70,12 +85,16 @@ class StudySettings:
             part of :meth:`key`.
 
     Raises:
-        RunError: ``no-seeds``, ``duplicate-seeds``, ``bad-seed``, ``bad-count`` (threads),
+        RunError: ``no-seeds``, ``duplicate-seeds``, ``bad-seed`` (of any seed list),
+            ``mixed-seeds`` (``seeds`` and nested seeds together), ``bad-count`` (threads),
             ``bad-executor``, ``bad-numerics``, ``tensorboard-missing`` (``log_dir`` set
             without the tensorboard package).
     """
 
-    seeds: Sequence[int] = (0, 1, 2)
+    seeds: Sequence[int] | None = None
+    train_seeds: Sequence[int] | None = None
+    split_seeds: Sequence[int] | None = None
+    unlearn_seeds: Sequence[int] | None = None
     model: str | None = None
     recipe: Recipe = field(default_factory=Recipe)
     attacker: str = "gbdt"
@@ -91,25 +110,7 @@ class StudySettings:
     log_dir: str | None = None
 
     def __post_init__(self) -> None:
-        seeds = list(self.seeds)
-        if not seeds:
-            raise RunError("no-seeds", "no seeds given", "e.g. --seeds 0,1,2")
-        bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
-        if bad:
-            raise RunError(
-                "bad-seed",
-                f"seeds are non-negative integers, got {bad[0]!r}",
-                "e.g. --seeds 0,1,2",
-            )
-        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-        if repeated:
-            raise RunError(
-                "duplicate-seeds",
-                f"seed {', '.join(map(str, repeated))} is given more than once: the same run would"
-                f" be counted {max(seeds.count(s) for s in repeated)} times in the mean and std",
-                "give each seed once, e.g. --seeds 0,1,2",
-            )
-        self.seeds = tuple(seeds)
+        self._check_seeds()
         if self.threads is not None and (
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):
@@ -134,6 +135,56 @@ class StudySettings:
             from causalunlearn.studies.tracking import require_tensorboard
 
             require_tensorboard()
+
+    def _check_seeds(self) -> None:
+        given = [level for level in LEVELS if getattr(self, NESTED_FIELDS[level]) is not None]
+        if not given:
+            self.seeds = check_seed_list(
+                (0, 1, 2) if self.seeds is None else self.seeds, "seeds", "--seeds 0,1,2"
+            )
+            return
+        # ``seeds=()`` is what a nested settings object holds (dataclasses.replace passes it on)
+        if self.seeds is not None and self.seeds not in ((), []):
+            fields = ", ".join(NESTED_FIELDS[level] for level in given)
+            raise RunError(
+                "mixed-seeds",
+                f"seeds {self.seeds!r} and {fields} are both given: seeds makes paired"
+                " cells (one seed for training, split and unlearning), the nested seeds set"
+                " each of the three on its own",
+                "give either --seeds 0,1,2 alone or --train-seeds / --split-seeds /"
+                " --unlearn-seeds (an unset one is 0), not both (in a sweep file: seeds or"
+                " train_seeds / split_seeds / unlearn_seeds); causalunlearn run takes --seeds"
+                " only",
+            )
+        for level in LEVELS:
+            name = NESTED_FIELDS[level]
+            value = getattr(self, name)
+            setattr(
+                self,
+                name,
+                (0,)
+                if value is None
+                else check_seed_list(value, name, f"{NESTED_FLAGS[level]} 0,1,2"),
+            )
+        self.seeds = ()
+
+    @property
+    def nested(self) -> bool:
+        """Whether the cells come from nested seeds (else from the paired ``seeds``)."""
+        return self.train_seeds is not None
+
+    def cell_seeds(self) -> tuple[CellSeeds, ...]:
+        """The seeds of every cell: ``CellSeeds(s, s, s)`` per paired seed, or the cross product
+        of the nested seeds, training seed outermost."""
+        if self.train_seeds is None or self.split_seeds is None or self.unlearn_seeds is None:
+            return tuple(CellSeeds.same(s) for s in self.seeds or ())
+        return nested_cells(self.train_seeds, self.split_seeds, self.unlearn_seeds)
+
+    def seed_plan(self) -> dict[str, list[int]]:
+        """The seeds as ``sweep.json`` records them: ``seeds``, or the three nested lists."""
+        if not self.nested:
+            return {"seeds": list(self.seeds or ())}
+        return {NESTED_FIELDS[level]: list(getattr(self, NESTED_FIELDS[level])) for level in LEVELS}
 
     def key(self) -> dict[str, Any]:
         """What a cell's numbers depend on besides the method, dataset, scenario and seed.

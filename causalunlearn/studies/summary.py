@@ -1,16 +1,20 @@
 """Summary tables of a sweep: statistics over seeds, gaps to the oracle, best per column.
 
 :meth:`causalunlearn.studies.sweep.Sweep.summarise` reads the finished cells and uses these to
-build one table per (dataset, scenario), written as ``summary.json`` and ``summary.md``.
+build one table per (dataset, scenario), written as ``summary.json`` and ``summary.md``. A
+sweep of nested seeds also gets, per method and metric, the split of the variance between its
+training, split and unlearning seeds (:func:`seed_variance`; a table's ``variance``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from causalunlearn.metrics.catalogue import SUMMARY_COLUMNS, SUMMARY_GROUPS
 from causalunlearn.metrics.gaps import mean_std
+from causalunlearn.studies.seeds import LEVELS, variance_components
 
 
 def best_per_column(rows: dict[str, Any], methods: list[str]) -> dict[str, list[str]]:
@@ -57,6 +61,86 @@ def _stats(per_seed: list[dict[str, Any]], oracles: list[dict[str, Any] | None] 
     return out
 
 
+def seed_variance(
+    cells: Sequence[tuple[tuple[int, ...], dict[str, Any]]], levels: Sequence[str] = LEVELS
+) -> dict[str, Any]:
+    """Per summary metric, :func:`~causalunlearn.studies.seeds.variance_components` over cells.
+
+    Args:
+        cells: ``(seeds, metrics)`` per cell, ``seeds`` a tuple in the order of ``levels``.
+        levels: The seeds' names (``train, split, unlearn``; a reference has no unlearning).
+
+    Wall times (unit ``s``) are left out: their spread is the machine's load, not the seeds'.
+    Metrics with fewer than two values are left out.
+    """
+    out: dict[str, Any] = {}
+    for m in SUMMARY_COLUMNS:
+        if m.unit == "s":
+            continue
+        values = {seeds: metrics.get(m.key) for seeds, metrics in cells}
+        numbers = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
+        parts = variance_components(numbers, levels)
+        if parts is not None:
+            out[m.key] = parts
+    return out
+
+
+def variance_text(parts: dict[str, Any] | None, digits: int = 2) -> str:
+    """One decomposition in a table cell: the shares (%) of training · split · unlearning seed
+    (``–`` for a fixed seed) and ``σ``, the square root of the components' sum."""
+    if parts is None:
+        return "–"
+    if not parts.get("balanced") or any("+" in name for name in parts["levels"]):
+        return "n/a"  # unbalanced (cells missing), or seeds that change together
+    by_level = {c["name"]: c for c in parts["components"]}
+    shares = []
+    for level in LEVELS:
+        comp = by_level.get(level)
+        if comp is None:
+            shares.append("–")
+        elif comp["share"] is None:
+            shares.append("0")
+        else:
+            shares.append(f"{100 * comp['share']:.0f}")
+    return f"{'·'.join(shares)} (σ {math.sqrt(parts['total']):.{digits}f})"
+
+
+def expected_cells(describe: dict[str, Any], *, references: bool = False) -> int:
+    """How many cells each method has in a sweep of this ``sweep.json`` (paired or nested);
+    with ``references``, how many references (one per training and split seed)."""
+    if "seeds" in describe:
+        return len(describe["seeds"])
+    levels = LEVELS[:2] if references else LEVELS
+    return math.prod(len(describe.get(f"{level}_seeds", [0])) for level in levels)
+
+
+def _variance_lines(table: dict[str, Any], labels: dict[str, Any]) -> list[str]:
+    variance = table.get("variance")
+    if not variance:
+        return []
+    keys = [m.key for m in SUMMARY_COLUMNS if any(m.key in v for v in variance.values())]
+    if not keys:
+        return []
+    lines = [
+        f"### {table['dataset']}, {table['scenario']}: where the variance comes from",
+        "",
+        "Share (%) of the training · split · unlearning seed in the variance of one cell"
+        " (nested random-effects ANOVA; – : that seed is fixed; n/a: cells missing), and σ ="
+        " √(sum of the components). The original and the oracle have no unlearning seed.",
+        "",
+        "| method | " + " | ".join(labels[k][0] for k in keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
+    for label in ["original", "oracle", *table["methods"]]:
+        if label not in variance:
+            continue
+        name = {"original": "original", "oracle": "retrain oracle"}.get(label, label)
+        cells = [variance_text(variance[label].get(k)) for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
 def _cell_text(stat: dict[str, Any] | None, *, gap: bool, bold: bool, digits: int = 2) -> str:
     if stat is None or stat["mean"] is None or math.isnan(stat["mean"]):
         return "–"
@@ -80,6 +164,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         " outputs to the oracle's on the forget rows.",
         "",
     ]
+    if "seeds" not in summary["describe"]:  # nested seeds
+        lines[-1:-1] = [
+            "",
+            "Nested seeds: the statistics are over every cell of a method (training × split ×"
+            " unlearning seeds), Δ is against the oracle of the cell's training and split seed;"
+            " the last table of each scenario says which seed the variance comes from.",
+        ]
     for table in summary["tables"]:
         rows = table["rows"]
         for title, group in SUMMARY_GROUPS:
@@ -109,8 +200,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                         f" (failed on seed {', '.join(map(str, failed['seeds']))}:"
                         f" {', '.join(failed['errors'])})"
                     )
-                elif seeds is not None and len(seeds) < len(summary["describe"]["seeds"]):
+                elif seeds is not None and len(seeds) < expected_cells(
+                    summary["describe"], references=label in ("original", "oracle")
+                ):
                     name += f" (seeds {', '.join(map(str, seeds))} only)"
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")
+        lines += _variance_lines(table, labels)
     return "\n".join(lines)

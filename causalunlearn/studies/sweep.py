@@ -5,10 +5,14 @@
     OUT/sweep.json                                   the grid and settings
     OUT/references/<dataset>/<scenario>/seed<S>.json original and retrain-oracle metrics
     OUT/runs/<method>/<dataset>/<scenario>/seed<S>.json   one manifest per run (cell)
+        (nested seeds: seed<T>-split<S>.json and seed<T>-split<S>-unlearn<U>.json, see
+        :class:`~causalunlearn.studies.seeds.CellSeeds`)
     OUT/summary.json, OUT/summary.md                 mean ± std, gap to oracle, best marked
     OUT/plots/*.png                                  metric bars, relearning curves, ablations
 
-A *cell* is one method on one dataset, scenario and seed. Every file is written atomically, a
+A *cell* is one method on one dataset, scenario and
+:class:`~causalunlearn.studies.seeds.CellSeeds` (training, split and unlearning seed; the paired
+cells of ``seeds`` have one seed for all three). Every file is written atomically, a
 cell only once it is complete, so an interrupted sweep leaves finished cells and nothing half
 written; running it again skips them (resume) and computes the rest. A cell is a pure function
 of its settings and seed (every random draw is seeded, and torch's global generator is seeded
@@ -52,8 +56,9 @@ from causalunlearn.studies.records import (
     SweepSummary,
     versions,
 )
+from causalunlearn.studies.seeds import CellSeeds
 from causalunlearn.studies.settings import StudySettings
-from causalunlearn.studies.summary import _stats, best_per_column, summary_markdown
+from causalunlearn.studies.summary import _stats, best_per_column, seed_variance, summary_markdown
 from causalunlearn.studies.tracking import tracked
 
 #: Errors that make a run a failed cell instead of stopping the sweep.
@@ -71,7 +76,7 @@ def _failed_cell(entry, dataset, scenario, seed, identity, err: RunError) -> Swe
         "method": {"label": entry.label, "source": entry.source},
         "dataset": dataset,
         "scenario": scenario,
-        "seed": seed,
+        **CellSeeds.of(seed).record(),
         "error": {"code": err.code, "message": str(err)},
         "finished": time.time(),
     }
@@ -139,7 +144,7 @@ class Sweep:
                 f"methods named twice in the sweep: {', '.join(dupes)}",
                 "give each a distinct label (a graph's `name`, or PATH@PRESET for presets)",
             )
-        if not entries or not datasets or not scenarios or not settings.seeds:
+        if not entries or not datasets or not scenarios or not settings.cell_seeds():
             raise RunError(
                 "empty-sweep",
                 "a sweep needs at least one method, dataset, scenario and seed",
@@ -160,21 +165,30 @@ class Sweep:
 
     # -- layout ---------------------------------------------------------------------------------
 
-    def cell_path(self, label: str, dataset: str, scenario: str, seed: int) -> Path:
-        """Where a cell's manifest lives."""
-        return self.out / "runs" / label / dataset / _safe(scenario) / f"seed{seed}.json"
+    def cell_path(self, label: str, dataset: str, scenario: str, seed: int | CellSeeds) -> Path:
+        """Where a cell's manifest lives (an integer ``seed`` is the paired cell of it)."""
+        stem = CellSeeds.of(seed).stem
+        return self.out / "runs" / label / dataset / _safe(scenario) / f"{stem}.json"
 
-    def reference_path(self, dataset: str, scenario: str, seed: int) -> Path:
-        """Where the original's and oracle's metrics of a (dataset, scenario, seed) live."""
-        return self.out / "references" / dataset / _safe(scenario) / f"seed{seed}.json"
+    def reference_path(self, dataset: str, scenario: str, seed: int | CellSeeds) -> Path:
+        """Where the original's and oracle's metrics of a (dataset, scenario, training seed,
+        split seed) live: one file for every unlearning seed."""
+        stem = CellSeeds.of(seed).reference_stem
+        return self.out / "references" / dataset / _safe(scenario) / f"{stem}.json"
 
-    def cells(self) -> list[tuple[Entry, str, str, int]]:
-        """Every cell, in run order (dataset, scenario, seed outermost: models loaded once)."""
+    def cells(self) -> list[tuple[Entry, str, str, CellSeeds]]:
+        """Every cell, in run order: dataset, scenario, training seed, split seed outermost
+        (each original, split and oracle loaded once), then the unlearning seed and the method.
+
+        The last item is the cell's :class:`~causalunlearn.studies.seeds.CellSeeds`: its
+        ``models`` (``(train, split)``) decide the original, oracle, split and references, its
+        ``unlearn`` the unlearning run.
+        """
         return [
-            (e, d, sc, seed)
+            (e, d, sc, seeds)
             for d in self.datasets
             for sc in self.scenarios
-            for seed in self.settings.seeds
+            for seeds in self.settings.cell_seeds()
             for e in self.entries
         ]
 
@@ -246,11 +260,11 @@ class Sweep:
             desc="sweep",
             unit="run",
         )
-        contexts: dict[tuple[str, str, int], _Context] = {}
+        contexts: dict[tuple[str, str, tuple[int, int]], _Context] = {}
         started, done = time.monotonic(), 0
         try:
             for entry, dataset, scenario, seed, identity, path in todo:
-                key = (dataset, scenario, seed)
+                key = (dataset, scenario, CellSeeds.of(seed).models)  # one per original+split
                 if key not in contexts:
                     contexts.clear()  # one (dataset, scenario, seed) in memory at a time
                     contexts[key] = self._context(dataset, scenario, seed)
@@ -265,7 +279,7 @@ class Sweep:
                 if bar.disable:  # no bar drawn (logs, CI, nohup): one line per run, with ETA
                     elapsed = time.monotonic() - started
                     _log.info(
-                        "[%d/%d] %s %s %s seed %d done; %.1f min so far, about %.1f min left",
+                        "[%d/%d] %s %s %s seed %s done; %.1f min so far, about %.1f min left",
                         total - len(todo) + done,
                         total,
                         entry.label,
@@ -298,15 +312,18 @@ class Sweep:
             ],
             "datasets": self.datasets,
             "scenarios": self.scenarios,
-            "seeds": list(self.settings.seeds),
+            **self.settings.seed_plan(),
             "settings": self.settings.key(),
         }
 
-    def _context(self, dataset: str, scenario: str, seed: int) -> _Context:
+    def _context(self, dataset: str, scenario: str, seed: int | CellSeeds) -> _Context:
+        # The seeds that decide the context: the split's, and the training seed of the
+        # original and the oracle (which also scores them); the unlearning seed is the cell's.
+        seeds = CellSeeds.of(seed)
         s = self.settings
         device = pick_device(s.device)
         data = load_dataset(dataset, s.data_root, cache_dir=s.cache_dir, progress=s.progress)
-        split = make_split(data.train_y, scenario, seed, data.num_classes)
+        split = make_split(data.train_y, scenario, seeds.split, data.num_classes)
         model_name = model_name_for(data, s.model)
         models, info = {}, {}
         for which in ("original", "oracle"):
@@ -316,11 +333,11 @@ class Sweep:
                 which,
                 model=model_name,
                 recipe=s.recipe,
-                seed=seed,
+                seed=seeds.train,
                 device=device,
                 progress=s.progress,
             )
-        ref_path = self.reference_path(dataset, scenario, seed)
+        ref_path = self.reference_path(dataset, scenario, seeds)
         identity = {"split": split.digest(), "model": model_name, "settings": s.key()}
         reference = None
         if ref_path.is_file():
@@ -337,7 +354,7 @@ class Sweep:
                     models[which],
                     data,
                     split,
-                    seed,
+                    seeds.train,
                     s,
                     device=device,
                     original_forget_acc=original_forget,
@@ -359,11 +376,14 @@ class Sweep:
         return _Context(inputs, model_name, reference)
 
     def _run_cell(self, entry, ctx: _Context, dataset, scenario, seed, identity) -> SweepCell:
+        seeds = CellSeeds.of(seed)  # ctx holds the models of seeds.models; the run: seeds.unlearn
         s = self.settings
         device = pick_device(s.device)
         method, preset = entry.resolve(dataset, scenario)
-        with tracked(s.log_dir, method, entry.label, dataset, scenario, seed) as callbacks:
-            outcome = run_cell(method, ctx.inputs, seed, s, device=device, callbacks=callbacks)
+        with tracked(s.log_dir, method, entry.label, dataset, scenario, seeds) as callbacks:
+            outcome = run_cell(
+                method, ctx.inputs, seeds.unlearn, s, device=device, callbacks=callbacks
+            )
             final = {"original": ctx.inputs.original_metrics, "unlearned": outcome.metrics}
             if ctx.inputs.oracle_metrics is not None:
                 final["oracle"] = ctx.inputs.oracle_metrics
@@ -376,7 +396,7 @@ class Sweep:
             "method": {"label": entry.label, "source": entry.source, "resolved": method.to_dict()},
             "dataset": dataset,
             "scenario": scenario,
-            "seed": seed,
+            **seeds.record(),
             "model": ctx.model_name,
             "recipe": asdict(s.recipe),
             "device": str(device),
@@ -447,47 +467,62 @@ class Sweep:
         return written
 
     def _table(self, dataset: str, scenario: str) -> dict[str, Any]:
-        refs = []
-        for seed in self.settings.seeds:
-            path = self.reference_path(dataset, scenario, seed)
+        nested = self.settings.nested
+        cell_seeds = self.settings.cell_seeds()
+        refs = []  # per (training seed, split seed): its metrics and extras
+        for train, split in dict.fromkeys(c.models for c in cell_seeds):
+            path = self.reference_path(dataset, scenario, CellSeeds(train, split, split))
             if path.is_file():
                 ref = read_cell(path)
-                refs.append((seed, ref["metrics"], ref.get("extra", {})))
-        oracle_by_seed = {seed: m["oracle"] for seed, m, _ in refs}
+                refs.append(((train, split), ref["metrics"], ref.get("extra", {})))
+        oracle_by_models = {models: m["oracle"] for models, m, _ in refs}
         rows: dict[str, Any] = {}
         curves = {}
         failures: dict[str, Any] = {}
+        variance: dict[str, Any] = {}
         for role in ("original", "oracle"):
             rows[role] = _stats([m[role] for _, m, _ in refs], None)
-            rows[role]["seeds"] = [seed for seed, _, _ in refs]
+            rows[role]["seeds"] = [f"{t}/{s}" if nested else t for (t, s), _, _ in refs]
             runs = [extra.get(role, {}).get("relearning_curve") for _, _, extra in refs]
             if runs and all(runs):
                 curves[role] = runs
+            if nested:
+                variance[role] = seed_variance(
+                    [(models, m[role]) for models, m, _ in refs], ("train", "split")
+                )
         for entry in self.entries:
             cells, failed = [], []
-            for seed in self.settings.seeds:
-                path = self.cell_path(entry.label, dataset, scenario, seed)
+            for seeds in cell_seeds:
+                path = self.cell_path(entry.label, dataset, scenario, seeds)
                 if path.is_file():
                     cell = read_cell(path)
                     (failed if cell.get("status") == "failed" else cells).append(cell)
             if failed:
                 failures[entry.label] = {
-                    "seeds": [c["seed"] for c in failed],
+                    "seeds": [CellSeeds.of_record(c).name(nested) for c in failed],
                     "errors": sorted({c["error"]["code"] for c in failed}),
                 }
             if not cells:
                 if failed:
                     rows[entry.label] = {"seeds": []}
                 continue
+            keys = [CellSeeds.of_record(c) for c in cells]
             per_seed = [c["metrics"] for c in cells]
-            oracles = [oracle_by_seed.get(c["seed"]) for c in cells]
+            oracles = [oracle_by_models.get(k.models) for k in keys]
             rows[entry.label] = _stats(per_seed, oracles)
-            rows[entry.label]["seeds"] = [c["seed"] for c in cells]
+            rows[entry.label]["seeds"] = [k.name(nested) for k in keys]
+            if nested:
+                variance[entry.label] = seed_variance(
+                    [
+                        ((k.train, k.split, k.unlearn), m)
+                        for k, m in zip(keys, per_seed, strict=True)
+                    ]
+                )
             if all("relearning_curve" in c["extra"] for c in cells):
                 curves[entry.label] = [c["extra"]["relearning_curve"] for c in cells]
         methods = [e.label for e in self.entries if e.label in rows]
         best = best_per_column(rows, methods)
-        return {
+        table = {
             "failures": failures,
             "dataset": dataset,
             "scenario": scenario,
@@ -496,3 +531,6 @@ class Sweep:
             "best": best,
             "curves": curves,
         }
+        if nested:  # paired seeds cannot be told apart: no decomposition (docs/sweeps.md)
+            table["variance"] = variance
+        return table

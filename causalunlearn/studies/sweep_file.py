@@ -7,7 +7,8 @@ A sweep file (YAML, read safely; unknown fields are errors) says what the flags 
     ablate: camu                    # optional: adds one ablation per intervention edge
     datasets: [mnist, fashion-mnist]
     scenarios: ["class:0", "random:0.1"]
-    seeds: [0, 1, 2]
+    seeds: [0, 1, 2]                # paired seeds; or, nested (docs/sweeps.md, Seed protocol):
+    # train_seeds: [0, 1, 2]        #   originals; split_seeds: [0]; unlearn_seeds: [0, 1]
     relearn: true                   # optional: relearn time
     curves: true                    # optional: relearning curves
     set:                            # optional: overrides, as compare --set
@@ -18,6 +19,8 @@ Methods are shipped names (``camu``, ``baselines/scrub``) or file paths, each op
 ``@PRESET`` (``@-``: no preset). :func:`sweep_entries` turns methods and an ablated graph into
 the sweep's entries, exactly as ``compare`` and ``ablate`` do, and applies the ``set`` items
 (:func:`~causalunlearn.studies.entries.with_assignments`; the file's first, then the flags').
+:func:`seed_fields` decides the seeds: those of the flags when any seed flag is given, else
+the file's, else :data:`DEFAULT_SEEDS`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from causalunlearn.errors import RunError, did_you_mean
 from causalunlearn.methods.dispatch import causal_graph
@@ -36,6 +40,7 @@ from causalunlearn.studies.entries import (
     with_assignments,
 )
 from causalunlearn.studies.records import SWEEP_FORMAT
+from causalunlearn.studies.seeds import NESTED_FIELDS, check_seed_list
 
 FIELDS = (
     "format",
@@ -44,6 +49,9 @@ FIELDS = (
     "datasets",
     "scenarios",
     "seeds",
+    "train_seeds",
+    "split_seeds",
+    "unlearn_seeds",
     "relearn",
     "curves",
     "set",
@@ -65,6 +73,9 @@ class SweepFile:
     datasets: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
+    train_seeds: tuple[int, ...] = ()
+    split_seeds: tuple[int, ...] = ()
+    unlearn_seeds: tuple[int, ...] = ()
     relearn: bool = False
     curves: bool = False
     set: tuple[str, ...] = ()  # named as the file names it
@@ -75,7 +86,9 @@ def read_sweep_file(path: str | Path) -> SweepFile:
 
     Raises:
         RunError: ``missing-sweep-file``, ``bad-sweep-file`` (not a mapping, an unknown field
-            with a did-you-mean hint, another format, a field of the wrong type).
+            with a did-you-mean hint, another format, a field of the wrong type);
+            ``no-seeds``, ``bad-seed``, ``duplicate-seeds`` (a seed list), ``mixed-seeds``
+            (``seeds`` with nested seeds), each naming the file.
         GraphError: ``not-utf8``, ``binary-file``, ``yaml-syntax``, ... for a file that is not
             YAML text.
     """
@@ -98,7 +111,8 @@ def read_sweep_file(path: str | Path) -> SweepFile:
             )
     if data.get("format", SWEEP_FORMAT) != SWEEP_FORMAT:
         raise RunError("bad-sweep-file", f"{path}: format must be {SWEEP_FORMAT}", "fix the format")
-    for key in ("methods", "datasets", "scenarios", "seeds", "set"):
+    seed_keys = ("seeds", *NESTED_FIELDS.values())
+    for key in ("methods", "datasets", "scenarios", *seed_keys, "set"):
         if key in data and not isinstance(data[key], list):
             raise RunError(
                 "bad-sweep-file", f"{path}: '{key}' must be a list", f"e.g. {key}: [...]"
@@ -116,16 +130,61 @@ def read_sweep_file(path: str | Path) -> SweepFile:
         )
     if "ablate" in data and not isinstance(data["ablate"], str):
         raise RunError("bad-sweep-file", f"{path}: 'ablate' names one graph", "e.g. ablate: camu")
+    for key in seed_keys:
+        if key in data:
+            check_seed_list(data[key], f"{path}: {key}", f"{key}: [0, 1, 2]")
+    nested = [key for key in NESTED_FIELDS.values() if key in data]
+    if "seeds" in data and nested:
+        raise RunError(
+            "mixed-seeds",
+            f"{path}: seeds and {', '.join(nested)} are both given: seeds makes paired cells"
+            " (one seed for training, split and unlearning), the nested seeds set each on its own",
+            "keep either seeds or train_seeds / split_seeds / unlearn_seeds (an unset one is 0)",
+        )
     return SweepFile(
         methods=tuple(str(m) for m in data.get("methods", [])),
         ablate=data.get("ablate"),
         datasets=tuple(str(d) for d in data.get("datasets", [])),
         scenarios=tuple(str(s) for s in data.get("scenarios", [])),
         seeds=tuple(data.get("seeds", [])),
+        train_seeds=tuple(data.get("train_seeds", [])),
+        split_seeds=tuple(data.get("split_seeds", [])),
+        unlearn_seeds=tuple(data.get("unlearn_seeds", [])),
         relearn=bool(data.get("relearn", False)),
         curves=bool(data.get("curves", False)),
         set=tuple(data.get("set", [])),
     )
+
+
+def seed_fields(
+    file: SweepFile | None = None,
+    *,
+    seeds: Sequence[int] | None = None,
+    train_seeds: Sequence[int] | None = None,
+    split_seeds: Sequence[int] | None = None,
+    unlearn_seeds: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The seed fields of a sweep's :class:`~causalunlearn.studies.settings.StudySettings`.
+
+    The flags' (the keyword arguments; ``None``: not given) when any is given, else the
+    sweep file's, else ``seeds`` = :data:`DEFAULT_SEEDS`: the flags replace the file's seeds
+    as a whole, so ``--seeds`` on the command line overrides a file's nested seeds and the
+    other way round. ``seeds`` together with a nested list is refused when the settings are
+    built (``mixed-seeds``).
+    """
+    flags = {
+        "seeds": seeds,
+        "train_seeds": train_seeds,
+        "split_seeds": split_seeds,
+        "unlearn_seeds": unlearn_seeds,
+    }
+    if any(v is not None for v in flags.values()):
+        return {k: tuple(v) for k, v in flags.items() if v is not None}
+    if file is not None:
+        given = {k: getattr(file, k) for k in flags if getattr(file, k)}
+        if given:
+            return given
+    return {"seeds": DEFAULT_SEEDS}
 
 
 def sweep_entries(

@@ -32,6 +32,7 @@ import yaml
 from causalunlearn.engine.callbacks import Callback
 from causalunlearn.errors import CausalUnlearnError, RunError
 from causalunlearn.graph.yamlio import YamlDumper
+from causalunlearn.studies.seeds import CellSeeds
 
 __all__ = ["TensorBoardCallback", "require_tensorboard", "run_log_dir", "tracked"]
 
@@ -59,9 +60,12 @@ def _safe(text: str) -> str:
     return text.replace(":", "-").replace(",", "_").replace("/", "_").replace("=", "")
 
 
-def run_log_dir(log_dir: str | Path, label: str, dataset: str, scenario: str, seed: int) -> Path:
-    """Where one run's log goes: ``log_dir/<label>/<dataset>/<scenario>/seed<S>`` (made safe)."""
-    return Path(log_dir) / _safe(label) / dataset / _safe(scenario) / f"seed{seed}"
+def run_log_dir(
+    log_dir: str | Path, label: str, dataset: str, scenario: str, seed: int | CellSeeds
+) -> Path:
+    """Where one run's log goes: ``log_dir/<label>/<dataset>/<scenario>/seed<S>`` (made safe;
+    a sweep cell of nested seeds: its cell file's name, ``seed<T>-split<S>-unlearn<U>``)."""
+    return Path(log_dir) / _safe(label) / dataset / _safe(scenario) / CellSeeds.of(seed).stem
 
 
 class TensorBoardCallback(Callback):
@@ -195,7 +199,12 @@ def _diagram_png(graph: Any) -> bytes | None:
 
 @contextlib.contextmanager
 def tracked(
-    log_dir: str | Path | None, method: Any, label: str, dataset: str, scenario: str, seed: int
+    log_dir: str | Path | None,
+    method: Any,
+    label: str,
+    dataset: str,
+    scenario: str,
+    seed: int | CellSeeds,
 ) -> Iterator[list[Callback]]:
     """The callbacks of one run: a :class:`TensorBoardCallback` in :func:`run_log_dir` when
     ``log_dir`` is set, else none; their logs are closed on leaving (also on an error, so a

@@ -381,6 +381,38 @@ CASES += [
         ("compare", "{camu}", "--seeds", "1,2,1", "--out", "{tmp}/sw", *_COMPARE),
         "duplicate-seeds",
     ),
+    Case(
+        "compare-seeds-with-nested-seeds",
+        (
+            "compare",
+            "{camu}",
+            "--seeds",
+            "0",
+            "--train-seeds",
+            "0,1",
+            "--out",
+            "{tmp}/sw",
+            *_COMPARE,
+        ),
+        "mixed-seeds",
+    ),
+    Case(
+        "compare-train-seeds-repeated",
+        ("compare", "{camu}", "--train-seeds", "0,1,0", "--out", "{tmp}/sw", *_COMPARE),
+        "duplicate-seeds",
+    ),
+    Case(
+        "compare-split-seeds-empty",
+        ("compare", "{camu}", "--split-seeds", ",", "--out", "{tmp}/sw", *_COMPARE),
+        "no-seeds",
+        status=2,
+    ),
+    Case(
+        "sweep-file-seeds-with-nested-seeds",
+        ("compare", "--sweep", "{tmp}/s.yaml", "--out", "{tmp}/sw", *_COMPARE),
+        "mixed-seeds",
+        {"s.yaml": b"methods: [camu]\nseeds: [0]\nunlearn_seeds: [0, 1]\n"},
+    ),
     Case("epochs-original-0", ("run", "{camu}", "--epochs-original", "0", *_RUN), "bad-recipe"),
     Case("epochs-original-neg", ("run", "{camu}", "--epochs-original", "-3", *_RUN), "bad-recipe"),
     Case(
