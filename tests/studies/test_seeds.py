@@ -321,6 +321,10 @@ def test_each_seed_selects_its_model_split_and_run(tmp_path):
         values[CellSeeds.of_record(cell)] = cell["metrics"]["forget_acc"]
     assert parts == variance_components(values)
     assert table["variance"]["original"]["forget_acc"]["levels"] == ["train", "split"]
+    # The original's test accuracy depends on its training seed only (one model, one test set
+    # for both splits): no split component, exactly.
+    test = {c["name"]: c for c in table["variance"]["original"]["test_acc"]["components"]}
+    assert test["split"]["ms"] == 0 and test["split"]["variance"] == 0
     text = (out / "summary.md").read_text()
     assert "where the variance comes from" in text and "| finetune |" in text
 
