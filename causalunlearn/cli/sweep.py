@@ -89,8 +89,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--csv",
         metavar="FILE",
-        help="also write every number as a long CSV table (method, dataset, scenario, seed,"
-        " model, metric, value; causalunlearn.results reads the same as a DataFrame)",
+        help="also write every number as a long CSV table (method, dataset, scenario, seed and"
+        " the three seeds, model, metric, value; causalunlearn.results reads the same as a"
+        " DataFrame)",
     )
     parser.add_argument(
         "--set",
