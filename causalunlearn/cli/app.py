@@ -33,6 +33,7 @@ from causalunlearn.cli.graph_cmds import (
     render_command,
     validate_command,
 )
+from causalunlearn.cli.rescore import add_rescore_arguments, rescore_command
 from causalunlearn.cli.run import add_run_arguments, run_command
 from causalunlearn.cli.sweep import (
     ablate_command,
@@ -124,6 +125,13 @@ register_command(
     "run a graph and one ablation per intervention edge; summary, plots, ablation figure",
     add_ablate_arguments,
     ablate_command,
+)
+register_command(
+    "rescore",
+    "recompute a finished run's or sweep's metrics from its saved per-example outputs"
+    " (no training)",
+    add_rescore_arguments,
+    rescore_command,
 )
 register_command(
     "tune",

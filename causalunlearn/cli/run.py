@@ -146,6 +146,42 @@ def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The opt-in per-example evaluations (run, compare, ablate): K oracles, U-LiRA."""
+    parser.add_argument(
+        "--oracles",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="retrain oracles per split, training seeds seed..seed+K-1 (default 1); K >= 3 adds"
+        " oracle_margin_z, K >= 8 with several seeds a run's oracle_klom; costs K-1 more oracle"
+        " trainings per retain set (cached)",
+    )
+    parser.add_argument(
+        "--lira-shadows",
+        type=positive_int,
+        default=0,
+        metavar="N",
+        help="run the U-LiRA attack with N shadow models (at least 4; 64 is the full attack;"
+        " random removal only): N trainings and N unlearning runs per cell (default: off)",
+    )
+    parser.add_argument(
+        "--lira-epochs",
+        type=positive_int,
+        metavar="E",
+        help="training epochs of each LiRA shadow (default: the original's recipe)",
+    )
+
+
+def evaluation_settings(args: argparse.Namespace) -> dict:
+    """The settings of :func:`add_evaluation_arguments` (``StudySettings`` fields)."""
+    return {
+        "oracles": args.oracles,
+        "lira_shadows": args.lira_shadows,
+        "lira_epochs": args.lira_epochs,
+    }
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars only on a terminal, outside CI, and unless --no-progress."""
     return not args.no_progress and sys.stderr.isatty() and not os.environ.get("CI")
@@ -195,6 +231,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder (default: runs/<graph>-<dataset>-<scenario>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     add_setup_arguments(parser)
+    add_evaluation_arguments(parser)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -229,6 +266,7 @@ def run_command(args: argparse.Namespace) -> int:
         executor=args.executor,
         progress=show_progress(args),
         log_dir=args.log_dir,
+        **evaluation_settings(args),
     )
     out = args.out or default_run_folder(graph.name, args.dataset, scenario)
     manifest = run_experiment(graph, settings, out, overwrite=args.overwrite)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from causalunlearn.cli.run import (
     _seeds,
+    add_evaluation_arguments,
     add_setup_arguments,
+    evaluation_settings,
     int_list,
     numerics_of,
     recipe_of,
@@ -101,6 +103,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="override a field of every method that has PATH (an error when none has it), or"
         " of one method by its label (METHOD:PATH=VALUE); repeatable",
     )
+    add_evaluation_arguments(parser)
     add_setup_arguments(parser)
 
 
@@ -147,6 +150,7 @@ def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curve
         numerics=numerics_of(args),
         progress=show_progress(args),
         executor=args.executor,
+        **evaluation_settings(args),
         log_dir=args.log_dir,
     )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -55,6 +55,14 @@ class CellInputs:
         oracle: The retrain oracle, or ``None`` (then no comparison with it is made).
         oracle_metrics: :func:`score_model` of the oracle, or ``None``.
         oracle_forget_logits: The oracle's outputs on the forget rows (CPU), or ``None``.
+        reference_oracles: ``R×F×C`` outputs of oracles ``1..K−1`` on the forget rows
+            (``settings.oracles`` = K ≥ 3): the distribution ``oracle_margin_z`` is measured
+            against (:mod:`causalunlearn.studies.oracles`), or ``None``.
+        reference_logits: ``role → {"train", "test"}`` outputs of the original and the oracle
+            on every row, for the attacks that score them against the cell's own shadows
+            (``settings.lira_shadows``); may be empty otherwise.
+        model_name: The registered model (LiRA's shadows are built from it); ``None``: the
+            settings' model or the dataset's default.
     """
 
     data: TensorData
@@ -64,15 +72,23 @@ class CellInputs:
     oracle: nn.Module | None = None
     oracle_metrics: dict[str, float] | None = None
     oracle_forget_logits: torch.Tensor | None = None
+    reference_oracles: torch.Tensor | None = None
+    reference_logits: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    model_name: str | None = None
 
 
 @dataclass
 class CellOutcome:
-    """What :func:`run_cell` returns: the unlearning result and every metric of it."""
+    """What :func:`run_cell` returns: the unlearning result and every metric of it, the
+    unlearned model's outputs (``logits``: ``{"train", "test"}``, CPU, dataset order; saved as
+    per-example outputs, :mod:`causalunlearn.studies.outputs`) and the LiRA shadows' statistics
+    when the attack ran (``shadows``, a :class:`~causalunlearn.studies.shadows.ShadowStats`)."""
 
     result: Unlearned
     metrics: dict[str, float]
     extra: dict[str, Any]
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)
+    shadows: Any = None
 
 
 def score_model(
@@ -220,6 +236,7 @@ def run_cell(
         callbacks=callbacks,
     )
     torch.manual_seed(seed)
+    kept: dict[str, torch.Tensor] = {}
     metrics, extra = score_model(
         result.model,
         inputs.data,
@@ -229,9 +246,68 @@ def run_cell(
         device=device,
         oracle_forget_logits=inputs.oracle_forget_logits,
         original_forget_acc=inputs.original_metrics["forget_acc"],
+        keep_logits=kept,
     )
     metrics["unlearn_seconds"] = result.seconds["total"]
     if inputs.oracle_metrics is not None:
         metrics["average_gap"] = average_gap(metrics, inputs.oracle_metrics, keys(AVERAGE_GAP))
         metrics["tow"] = tow(metrics, inputs.oracle_metrics)
-    return CellOutcome(result, metrics, extra)
+    if inputs.reference_oracles is not None:
+        z, details = oracle_z_of(kept["train"], inputs, seed)
+        metrics.update(z)
+        if details:
+            extra["oracle_distance"] = details
+    shadows = None
+    if settings.lira_shadows:
+        shadows = cell_lira(method, inputs, seed, settings, kept, metrics, extra, device)
+    return CellOutcome(result, metrics, extra, kept, shadows)
+
+
+def oracle_z_of(
+    logits_train: torch.Tensor, inputs: CellInputs, seed: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """``oracle_margin_z`` of a model (its outputs on every training row) against
+    ``inputs.reference_oracles`` (:func:`causalunlearn.studies.oracles.oracle_z`)."""
+    from causalunlearn.studies.oracles import oracle_z_rows
+
+    return oracle_z_rows(
+        logits_train, inputs.reference_oracles, inputs.data, inputs.split, seed=seed
+    )
+
+
+def cell_lira(method, inputs: CellInputs, seed, settings, kept, metrics, extra, device):
+    """The U-LiRA attack of a cell (random removal only): shadows that train on random halves
+    and unlearn with ``method`` (:mod:`causalunlearn.studies.shadows`); ``lira_auc`` and
+    ``lira_tpr_1fpr`` of the unlearned model go into ``metrics``, every scored model's details
+    (the original and the oracle from ``inputs.reference_logits``) into ``extra["lira"]``.
+    Returns the shadows' statistics, or ``None`` for class removal (not attacked)."""
+    from causalunlearn.engine.verbs import model_name_for
+    from causalunlearn.studies.shadows import (
+        LiraBudget,
+        attackable,
+        lira_metrics,
+        shadow_statistics,
+    )
+
+    data, split = inputs.data, inputs.split
+    if not attackable(split):
+        return None
+    stats = shadow_statistics(
+        method,
+        data,
+        split,
+        model=inputs.model_name or model_name_for(data, settings.model),
+        recipe=settings.recipe,
+        budget=LiraBudget(settings.lira_shadows, settings.lira_epochs),
+        seed=seed,
+        device=device,
+        executor=settings.executor,
+    )
+    scored, details = lira_metrics(stats, kept["train"], kept["test"], data.train_y, data.test_y)
+    metrics.update(scored)
+    extra["lira"] = {"unlearned": details, "seconds": stats.seconds}
+    for role, logits in inputs.reference_logits.items():
+        extra["lira"][role] = lira_metrics(
+            stats, logits["train"], logits["test"], data.train_y, data.test_y
+        )[1]
+    return stats

@@ -28,13 +28,22 @@ from causalunlearn.engine.callbacks import notify_end
 from causalunlearn.engine.verbs import model_name_for
 from causalunlearn.errors import ModelError, RunError
 from causalunlearn.methods.dispatch import Method, trains
-from causalunlearn.metrics.catalogue import RUN_TABLE
+from causalunlearn.metrics.catalogue import OPTIONAL_RUN_ROWS, RUN_TABLE
 from causalunlearn.metrics.gaps import mean_std
 from causalunlearn.models.zoo import build_model, load_state, save_state
 from causalunlearn.numerics import applied, current, limit_threads
-from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell, score_model
+from causalunlearn.studies.cell import (
+    CellInputs,
+    oracle_forget_logits,
+    oracle_z_of,
+    run_cell,
+    score_model,
+)
 from causalunlearn.studies.model_cache import ModelCache
+from causalunlearn.studies.oracles import extra_oracles, run_klom
+from causalunlearn.studies.oracles import forget_logits as oracles_forget_logits
 from causalunlearn.studies.outdir import run_folder
+from causalunlearn.studies.outputs import outputs_name, predicted, save_outputs
 from causalunlearn.studies.records import MANIFEST_FORMAT, RunManifest, versions
 from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.tracking import tracked
@@ -81,8 +90,11 @@ def default_run_folder(method_name: str, dataset: str, scenario: str) -> str:
     return f"runs/{method_name}-{dataset}-{safe}"
 
 
-def summarise(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per role and metric: ``{"mean", "std"}`` over seeds (sample std, ddof=1)."""
+def summarise(
+    per_seed: list[dict[str, Any]], klom: dict[str, Any] | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per role and metric: ``{"mean", "std"}`` over seeds (sample std, ddof=1); with ``klom``
+    (the run-level ``oracle_klom``, one value for all seeds) also that, std NaN."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for role in ROLES:
         rows = [r["metrics"][role] for r in per_seed if role in r["metrics"]]
@@ -95,7 +107,26 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, f
     times = [r["seconds"]["unlearn_total"] for r in per_seed]
     m, s = mean_std(times)
     out.setdefault("unlearned", {})["unlearn_seconds"] = {"mean": m, "std": s}
+    if klom is not None:
+        out["unlearned"]["oracle_klom"] = {"mean": klom["value"], "std": float("nan")}
     return out
+
+
+def _run_klom(per_seed: list[dict[str, Any]], data, settings) -> dict[str, Any] | None:
+    """``oracle_klom`` of a run (studies/oracles.py): the unlearned models of every seed against
+    every distinct oracle, when the seeds share their forget rows and there are K ≥ 8 oracles."""
+    import numpy as np
+
+    if len(per_seed) < 2 or any(
+        not np.array_equal(p["forget"], per_seed[0]["forget"]) for p in per_seed
+    ):
+        return None
+    oracles = {path: z for p in per_seed for path, z in p["oracles"].items()}
+    y = data.train_y[torch.as_tensor(per_seed[0]["forget"].copy())]
+    klom = run_klom(
+        [p["unlearned"] for p in per_seed], list(oracles.values()), y, seed=settings.seeds[0]
+    )
+    return None if klom is None else {**klom, "seeds": list(settings.seeds)}
 
 
 def _fmt(stat: dict[str, float] | None, digits: int = 2) -> str:
@@ -118,7 +149,8 @@ def markdown_table(manifest: dict[str, Any]) -> str:
         f"| metric | original | {name} | retrain oracle |",
         "|---|---|---|---|",
     ]
-    for m in RUN_TABLE:
+    optional = [m for m in OPTIONAL_RUN_ROWS if any(m.key in summary.get(r, {}) for r in ROLES)]
+    for m in (*RUN_TABLE, *optional):
         cells = [_fmt(summary.get(role, {}).get(m.key)) for role in ROLES]
         lines.append(f"| {m.label} | {' | '.join(cells)} |")
     lines.append(
@@ -200,8 +232,12 @@ def run_experiment(
             "started": started,
             "seconds": time.time() - started,
             "per_seed": per_seed,
+            "settings": settings.key(),
         }
-        manifest["summary"] = summarise(per_seed)
+        klom = _run_klom([entry.pop("_klom") for entry in per_seed], data, settings)
+        if klom is not None:
+            manifest["oracle_distribution"] = klom
+        manifest["summary"] = summarise(per_seed, klom)
         if staging is not None:
             write_json(staging / "manifest.json", manifest)
             atomic_write(staging / "results.md", markdown_table(manifest))
@@ -339,9 +375,22 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
     # the relearn threshold), then the oracle, then the unlearning (run_cell).
     metrics: dict[str, dict[str, float]] = {}
     brought = bool(settings.checkpoint)
+    kept_o: dict[str, torch.Tensor] = {}
     metrics["original"] = _reference_scores(
-        original, None if brought else info_o, cache, data, split, seed, settings, device, None
+        original,
+        None if brought else info_o,
+        cache,
+        data,
+        split,
+        seed,
+        settings,
+        device,
+        None,
+        kept_o,
     )
+    # Per-example outputs (studies/outputs.py): the scoring pass's logits, or one pass when the
+    # scores came from the model cache.
+    logits = {"original": predicted(original, data, device, kept_o)}
     info_r, oracle, oracle_metrics, forget_logits = None, None, None, None
     if settings.oracle:
         oracle, info_r = cached("oracle")
@@ -359,9 +408,31 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
             kept,
         )
         forget_logits = oracle_forget_logits(oracle, data, split, device, kept)
+        logits["oracle"] = predicted(oracle, data, device, kept)
     inputs = CellInputs(
         data, split, original, metrics["original"], oracle, oracle_metrics, forget_logits
     )
+    inputs.model_name = model_name
+    extra_models = []
+    if oracle is not None and settings.oracles > 1:  # oracles 1..K-1 (studies/oracles.py)
+        extra_models = extra_oracles(
+            cache,
+            data,
+            split,
+            count=settings.oracles,
+            model=model_name,
+            recipe=settings.recipe,
+            seed=seed,
+            device=device,
+            progress=settings.progress,
+        )
+        inputs.reference_oracles = oracles_forget_logits(
+            [m for m, _ in extra_models], data, split, device
+        )
+        for role, scores in (("original", metrics["original"]), ("oracle", oracle_metrics)):
+            scores.update(oracle_z_of(logits[role]["train"], inputs, seed)[0])
+    if settings.lira_shadows:
+        inputs.reference_logits = dict(logits)
     with tracked(settings.log_dir, method, method.name, data.name, settings.scenario, seed) as cbs:
         outcome = run_cell(
             method, inputs, seed, settings, device=device, progress=settings.progress, callbacks=cbs
@@ -369,12 +440,49 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
         metrics["unlearned"] = outcome.metrics
         if oracle_metrics is not None:
             metrics["oracle"] = oracle_metrics
+        for role, details in outcome.extra.get("lira", {}).items():
+            if role in metrics and role != "unlearned":  # the references, on this cell's shadows
+                metrics[role] = {
+                    **metrics[role],
+                    "lira_auc": details["auc"],
+                    "lira_tpr_1fpr": details["tpr_at_1fpr"],
+                }
         notify_end(cbs, metrics)
     result = outcome.result
+    logits["unlearned"] = outcome.logits
+    arrays = {} if outcome.shadows is None else outcome.shadows.arrays()
+    if inputs.reference_oracles is not None:
+        arrays["oracles.forget"] = inputs.reference_oracles
+    outputs = None
     if staging is not None:
         split.save(staging / f"split-seed{seed}.json")
         save_state(result.model, staging / f"unlearned-seed{seed}.pt")
+        outputs = save_outputs(
+            staging / outputs_name(seed), logits, data=data, split=split, arrays=arrays
+        )
+    forget = torch.as_tensor(split.forget.copy())
+    klom_inputs = {  # for the run-level KLoM (run_experiment pops it before writing)
+        "forget": split.forget,
+        "unlearned": outcome.logits["train"][forget],
+        "oracles": {
+            info["path"]: m
+            for info, m in zip(
+                [info_r, *(i for _, i in extra_models)],
+                [logits["oracle"]["train"][forget]]
+                + ([] if inputs.reference_oracles is None else list(inputs.reference_oracles)),
+                strict=False,
+            )
+            if info is not None
+        }
+        if oracle is not None
+        else {},
+    }
     return {
+        "outputs": outputs,
+        # the per-example metrics' details: bootstrap interval, attack sizes (studies/oracles.py,
+        # studies/shadows.py)
+        "evaluation": {k: v for k, v in outcome.extra.items() if k in ("oracle_distance", "lira")},
+        "_klom": klom_inputs,
         "seed": seed,
         "split": {
             "digest": split.digest(),

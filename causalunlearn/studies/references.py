@@ -50,11 +50,13 @@ def reference_scores(
     *,
     device: torch.device,
     original_forget: float | None,
+    kept: dict[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any], bool]:
     """:func:`~causalunlearn.studies.cell.score_model` of an original or oracle, read from the
     model cache's metrics when ``model_path`` (the cached model's file) has them.
 
     A model from elsewhere (``model_path=None``: a brought checkpoint) is scored every time.
+    When it is scored, its outputs are left in ``kept`` (``score_model``'s ``keep_logits``).
 
     Returns:
         ``(metrics, extra, cached)``; ``cached`` says the scores were read, not computed.
@@ -69,6 +71,7 @@ def reference_scores(
             settings,
             device=device,
             original_forget_acc=original_forget,
+            keep_logits=kept,
         )
 
     if model_path is None:

@@ -83,6 +83,16 @@ class StudySettings:
             ``log_dir/<method>/<dataset>/<scenario>/seed<S>``
             (:mod:`causalunlearn.studies.tracking`; needs ``causalunlearn[tensorboard]``); not
             part of :meth:`key`.
+        oracles: Retrain oracles per split (``K``; default 1). From 3 on, every model also gets
+            ``oracle_margin_z`` (its correct-class margins against the distribution of oracles
+            ``1..K−1``), and a run of several seeds with K ≥ 8 the KLoM-style ``oracle_klom``
+            (:mod:`causalunlearn.studies.oracles`). Costs K − 1 more oracle trainings per retain
+            set (cached, shared across split seeds with the same retain set).
+        lira_shadows: Shadow models of the U-LiRA attack (0: off, the default; at least 4; 64
+            is the full attack): ``lira_auc`` and ``lira_tpr_1fpr`` for random removal
+            (:mod:`causalunlearn.studies.shadows`). Costs that many trainings and unlearning
+            runs per cell.
+        lira_epochs: Training epochs of each shadow (``None``: the recipe's).
 
     Raises:
         RunError: ``no-seeds``, ``duplicate-seeds``, ``bad-seed`` (of any seed list),
@@ -108,6 +118,9 @@ class StudySettings:
     progress: bool = True
     executor: str = "fast"
     log_dir: str | None = None
+    oracles: int = 1
+    lira_shadows: int = 0
+    lira_epochs: int | None = None
 
     def __post_init__(self) -> None:
         self._check_seeds()
@@ -131,6 +144,18 @@ class StudySettings:
                 f"unknown executor {self.executor!r}",
                 f"use one of {', '.join(EXECUTORS)}",
             )
+        for name, low in (("oracles", 1), ("lira_shadows", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise RunError(
+                    "bad-count",
+                    f"{name} must be a whole number of at least {low}, got {value!r}",
+                    "e.g. oracles=3 (--oracles 3), lira_shadows=64 (--lira-shadows 64)",
+                )
+        if self.lira_shadows:
+            from causalunlearn.studies.shadows import LiraBudget
+
+            LiraBudget(self.lira_shadows, self.lira_epochs)  # bad-count for 1..3 or bad epochs
         if self.log_dir is not None:
             from causalunlearn.studies.tracking import require_tensorboard
 
@@ -208,4 +233,10 @@ class StudySettings:
         }
         if self.numerics.flush_denormal:
             key["numerics"] = {"flush_denormal": True}
+        # Like flush-to-zero, the evaluation options join the key only when on, so cells made
+        # before they existed keep their identity.
+        if self.oracles > 1:
+            key["oracles"] = self.oracles
+        if self.lira_shadows:
+            key["lira"] = {"shadows": self.lira_shadows, "epochs": self.lira_epochs}
         return key

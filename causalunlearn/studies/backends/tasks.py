@@ -48,6 +48,9 @@ from causalunlearn.plugins import import_again
 from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell
 from causalunlearn.studies.entries import Entry
 from causalunlearn.studies.model_cache import ModelCache
+from causalunlearn.studies.oracles import extra_oracles, oracle_z_rows
+from causalunlearn.studies.oracles import forget_logits as oracles_forget_logits
+from causalunlearn.studies.outputs import outputs_payload, predicted
 from causalunlearn.studies.records import CELL_FORMAT, SweepCell, versions
 from causalunlearn.studies.references import reference_scores
 from causalunlearn.studies.settings import StudySettings
@@ -121,6 +124,8 @@ class _Loaded:
     model_name: str
     models: dict[str, tuple[nn.Module, dict[str, Any]]] = field(default_factory=dict)
     forget_logits: torch.Tensor | None = None
+    reference_oracles: torch.Tensor | None = None  # oracles 1..K-1 on the forget rows
+    logits: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # every row
 
 
 _DATASETS: OrderedDict[tuple[Any, ...], TensorData] = OrderedDict()
@@ -186,6 +191,29 @@ def _model(job: Job, ctx: ContextKey, which: str) -> tuple[nn.Module, dict[str, 
             progress=s.progress,
         )
     return loaded.models[which]
+
+
+def _reference_oracles(job: Job, ctx: ContextKey) -> torch.Tensor | None:
+    """Oracles ``1..K−1`` of ``ctx`` on its forget rows (``settings.oracles`` = K > 1; trained
+    and cached on a miss, :mod:`causalunlearn.studies.oracles`), once per process."""
+    loaded, s = _context(job, ctx), job.settings
+    if s.oracles > 1 and loaded.reference_oracles is None:
+        device = pick_device(s.device)
+        models = extra_oracles(
+            job.cache,
+            loaded.data,
+            loaded.split,
+            count=s.oracles,
+            model=loaded.model_name,
+            recipe=s.recipe,
+            seed=ctx.train_seed,
+            device=device,
+            progress=s.progress,
+        )
+        loaded.reference_oracles = oracles_forget_logits(
+            [m for m, _ in models], loaded.data, loaded.split, device
+        )
+    return loaded.reference_oracles
 
 
 @contextmanager
@@ -254,8 +282,11 @@ def reference_task(
             "extra": {},
         }
         original_forget = None
+        refs = _reference_oracles(job, ctx)
+        device = pick_device(s.device)
         for which in ("original", "oracle"):
             net, info = _model(job, ctx, which)
+            kept: dict[str, torch.Tensor] = {}
             metrics, extra, cached = reference_scores(
                 net,
                 info["path"],
@@ -264,13 +295,27 @@ def reference_task(
                 loaded.split,
                 ctx.train_seed,
                 s,
-                device=pick_device(s.device),
+                device=device,
                 original_forget=original_forget,
+                kept=kept,
             )
+            # per-example outputs (studies/outputs.py): the scoring pass's, or one pass
+            loaded.logits[which] = predicted(net, loaded.data, device, kept)
+            z, _ = oracle_z_rows(
+                loaded.logits[which]["train"], refs, loaded.data, loaded.split, seed=ctx.train_seed
+            )
+            metrics.update(z)
             reference["metrics"][which] = metrics
             reference["extra"][which] = extra
             reference["models"].setdefault(which, dict(info))["metrics_cached"] = cached
             original_forget = reference["metrics"]["original"]["forget_acc"]
+        # Arrays, not JSON: the driver writes them beside the reference file and records them.
+        reference["_outputs"] = outputs_payload(
+            loaded.logits,
+            data=loaded.data,
+            split=loaded.split,
+            arrays={} if refs is None else {"oracles.forget": refs},
+        )
         return reference, True
 
     return _outcome(work, job)
@@ -339,7 +384,14 @@ def cell_task(job: Job, spec: CellSpec, reference: dict[str, Any]) -> Outcome:
             oracle,
             reference["metrics"]["oracle"],
             loaded.forget_logits,
+            reference_oracles=_reference_oracles(job, ctx),
+            model_name=loaded.model_name,
         )
+        if s.lira_shadows:  # the references are scored against the cell's shadows too
+            for which, net in (("original", original), ("oracle", oracle)):
+                if which not in loaded.logits:
+                    loaded.logits[which] = predicted(net, loaded.data, device)
+            inputs.reference_logits = dict(loaded.logits)
         method, _preset = entry.resolve(ctx.dataset, ctx.scenario)
         where = (ctx.dataset, ctx.scenario, spec.seed)
         try:
@@ -381,6 +433,13 @@ def cell_task(job: Job, spec: CellSpec, reference: dict[str, Any]) -> Outcome:
             "steps": result.log.steps,
             "versions": versions(),
             "finished": time.time(),
+            # Arrays, not JSON: the driver writes them beside the cell file and records them.
+            "_outputs": outputs_payload(
+                {"unlearned": outcome.logits},
+                data=loaded.data,
+                split=split,
+                arrays={} if outcome.shadows is None else outcome.shadows.arrays(),
+            ),
         }
 
     return _outcome(work, job)
