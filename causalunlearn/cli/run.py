@@ -90,10 +90,20 @@ def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
     """Where data and models come from, how to run (shared by run, compare, ablate, tune)."""
     parser.add_argument(
         "--model",
-        help="registered model (default: mlp for digits, cnn for MNIST, resnet18 for CIFAR)",
+        help="registered model (default: mlp for digits, cnn for MNIST, resnet18 for CIFAR;"
+        " resnet20: the CPU-sized CIFAR ResNet)",
     )
     parser.add_argument(
-        "--epochs-original", type=int, help="epochs of original/oracle training (official: 20)"
+        "--recipe",
+        default="camu",
+        help="training recipe of originals and oracles: camu (default, the authors': Adam 1e-3,"
+        " batch 32, 20 epochs) or cifar (SGD 0.1, momentum 0.9, wd 5e-4, batch 128, cosine,"
+        " crop+flip, 20 epochs; docs/results.md)",
+    )
+    parser.add_argument(
+        "--epochs-original",
+        type=int,
+        help="epochs of original/oracle training (the recipe's otherwise; official: 20)",
     )
     parser.add_argument(
         "--data-root", help="folder with the datasets (else $CAUSALUNLEARN_DATA_ROOT)"
@@ -196,10 +206,12 @@ def numerics_of(args: argparse.Namespace):
 
 
 def recipe_of(args: argparse.Namespace):
-    """The original/oracle training recipe (``--epochs-original`` changes the epochs)."""
-    from causalunlearn.recipes import Recipe
+    """The original/oracle training recipe: ``--recipe`` (default ``camu``), with
+    ``--epochs-original`` changing its epochs."""
+    from causalunlearn.recipes import recipe_named
 
-    return Recipe() if args.epochs_original is None else Recipe(epochs=args.epochs_original)
+    recipe = recipe_named(getattr(args, "recipe", None) or "camu")
+    return recipe.with_epochs(args.epochs_original)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,11 @@ A compiled :class:`~causalunlearn.compile.objective.Objective` and its materiali
   the shortest stream (Python ``zip`` semantics, last partial batch kept).
 - The model is in train mode, frozen references in eval mode.
 - A non-finite loss stops the run with the term, stage, epoch and step named.
+- Training from scratch may add (:class:`~causalunlearn.recipes.Recipe`) a per-epoch learning
+  rate schedule (``cosine``: epoch ``e`` of ``E`` at ``lr · (1 + cos(π e / E)) / 2``), a batch
+  augmentation of the inputs (:mod:`causalunlearn.data.augment`; only for graphs without frozen
+  models, whose outputs are computed on the stored inputs) and a checkpoint after every epoch
+  that a later call resumes from (:mod:`causalunlearn.engine.resume`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from causalunlearn.compile.materialise import Streams
 from causalunlearn.compile.objective import Objective
 from causalunlearn.engine.callbacks import CallbackLike
 from causalunlearn.engine.plan import build_plan, check_executor
+from causalunlearn.engine.resume import EpochCheckpoint, random_state, set_random_state
 from causalunlearn.engine.step import AMP_DTYPES, Masks, Runner, stage_masks
 from causalunlearn.errors import RunError
 from causalunlearn.graph.validate import row_group
@@ -74,6 +80,35 @@ def _phases(objective: Objective) -> list[tuple[tuple[str, ...], list[str]]]:
     return phases
 
 
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """The learning-rate multiplier of epoch ``epoch`` (0-based) of ``epochs``.
+
+    ``constant``: 1. ``cosine``: ``(1 + cos(π · epoch / epochs)) / 2`` (Loshchilov & Hutter's
+    SGDR without restarts, stepped per epoch; 1 in the first epoch, towards 0 in the last).
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    raise RunError(
+        "unknown-lr-schedule",
+        f"no learning-rate schedule '{schedule}'",
+        "use lr_schedule='constant' or 'cosine'",
+    )
+
+
+def _check_augment(augment: Any, plan: Any) -> None:
+    frozen = [f"{m}:{s}" for p in plan.stages.values() for m, s in p.frozen]
+    if augment is not None and frozen:
+        raise RunError(
+            "augment-with-frozen-model",
+            f"batch augmentation was asked for a graph whose terms read frozen models"
+            f" ({', '.join(frozen[:4])}); their outputs are of the stored, unaugmented inputs",
+            "augment only when training from scratch (Recipe.augment); unlearning graphs run on"
+            " the stored inputs",
+        )
+
+
 def run_schedule(
     objective: Objective,
     streams: Streams,
@@ -87,6 +122,9 @@ def run_schedule(
     sync_every: int = 50,
     amp: str | None = None,
     callbacks: Sequence[CallbackLike] = (),
+    lr_schedule: str = "constant",
+    augment: Any = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> TrainLog:
     """Run the graph's schedule on the materialised streams, updating ``objective.model``.
 
@@ -110,13 +148,22 @@ def run_schedule(
         amp: ``None`` (fp32) or ``"bf16"`` (autocast of the stage losses).
         callbacks: Trackers called at the executor's host reads of the term values and after
             every epoch (:mod:`causalunlearn.engine.callbacks`; none by default).
+        lr_schedule: ``constant`` (default) or ``cosine``: every stage's learning rate times
+            :func:`lr_factor` of the epoch, set at the start of each epoch.
+        augment: A :class:`causalunlearn.data.augment.BatchAugment` applied to the inputs of
+            every batch (training from scratch; ``None``: the stored inputs).
+        checkpoint: Save the run's state after every epoch there, and resume from it if it
+            holds a state of this run (:mod:`causalunlearn.engine.resume`). The caller deletes
+            it once the result is saved.
 
     Raises:
         RunError: ``non-finite-loss`` naming the term, stage, epoch and step (also in its
             ``details``: ``stage``, ``epoch``, ``step``, ``loss``, ``terms``);
-            ``unknown-executor``; ``unknown-amp``.
+            ``unknown-executor``; ``unknown-amp``; ``unknown-lr-schedule``;
+            ``augment-with-frozen-model``.
     """
     check_executor(executor)
+    lr_factor(lr_schedule, 0, 1)  # an unknown schedule stops before any work
     if amp is not None and amp not in AMP_DTYPES:
         raise RunError(
             "unknown-amp",
@@ -141,21 +188,43 @@ def run_schedule(
     objective.model.train()
     start = time.perf_counter()
     plan = build_plan(objective, streams, executor, sync_every)
+    _check_augment(augment, plan)
     log.plan = plan.describe()
     keep = (MODEL,) if executor == "fast" else ()
-    meter = LoopProgress(
-        description or graph.name,
-        total=total,
-        epochs=schedule.epochs,
-        enabled=progress,
-        logger=_log,
-    )
+    base_lr = {sid: [g["lr"] for g in opt.param_groups] for sid, opt in optimizers.items()}
+    first_epoch, seconds_before = 0, 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    meter: LoopProgress | None = None
     try:
         with objective.keep_captures(keep):
             runner = Runner(
                 objective, streams, plan, optimizers, masks, log, log_every, amp, callbacks
             )
-            for epoch in range(schedule.epochs):
+            if saved is not None:
+                first_epoch, seconds_before = _restore(
+                    saved, objective, optimizers, generator, augment, runner, device
+                )
+                total -= sum(log.steps.values())
+                _log.info(
+                    "%s: resuming after epoch %d/%d from %s",
+                    description or graph.name,
+                    first_epoch,
+                    schedule.epochs,
+                    checkpoint.path if checkpoint else "",
+                )
+            meter = LoopProgress(
+                description or graph.name,
+                total=total,
+                epochs=schedule.epochs,
+                enabled=progress,
+                logger=_log,
+            )
+            for epoch in range(first_epoch, schedule.epochs):
+                if lr_schedule != "constant":
+                    factor = lr_factor(lr_schedule, epoch, schedule.epochs)
+                    for sid, opt in optimizers.items():
+                        for group, lr in zip(opt.param_groups, base_lr[sid], strict=True):
+                            group["lr"] = lr * factor
                 for groups, stage_ids in phases:
                     active = [
                         s
@@ -177,13 +246,88 @@ def run_schedule(
                         batch, rows = runner.batch(
                             {g: perms[g][b * bs : (b + 1) * bs] for g in groups}
                         )
+                        if augment is not None:
+                            batch = {k: (augment(x), y) for k, (x, y) in batch.items()}
                         for sid in active:
                             runner.step(sid, batch, rows, epoch)
                             meter.step()
                 meter.epoch_done(epoch + 1)
-                runner.end_epoch(epoch, time.perf_counter() - start)
+                runner.end_epoch(epoch, seconds_before + time.perf_counter() - start)
+                done = epoch + 1
+                if (
+                    checkpoint is not None
+                    and done < schedule.epochs
+                    and done % checkpoint.every == 0
+                ):
+                    runner.sync()  # the non-finite check runs before a state is kept
+                    checkpoint.save(
+                        _state(
+                            done,
+                            seconds_before + time.perf_counter() - start,
+                            objective,
+                            optimizers,
+                            generator,
+                            augment,
+                            runner,
+                            device,
+                        )
+                    )
             runner.finish(schedule.epochs - 1)
     finally:
-        meter.close()
-    log.seconds = time.perf_counter() - start
+        if meter is not None:
+            meter.close()
+    log.seconds = seconds_before + time.perf_counter() - start
     return log
+
+
+def _state(
+    epochs_done: int,
+    seconds: float,
+    objective: Objective,
+    optimizers: dict[str, torch.optim.Optimizer],
+    generator: torch.Generator,
+    augment: Any,
+    runner: Runner,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Everything the rest of the run depends on (:mod:`causalunlearn.engine.resume`)."""
+    return {
+        "epochs_done": epochs_done,
+        "seconds": seconds,
+        "model": objective.model.state_dict(),
+        "optimizers": {sid: opt.state_dict() for sid, opt in optimizers.items()},
+        "shuffle_generator": generator.get_state(),
+        "augment": augment.state_dict() if augment is not None else None,
+        "random": random_state(device),
+        "log": {
+            "steps": dict(runner.log.steps),
+            "losses": runner.log.losses,
+            "sums": runner.sums,
+            "counts": runner.counts,
+        },
+    }
+
+
+def _restore(
+    state: dict[str, Any],
+    objective: Objective,
+    optimizers: dict[str, torch.optim.Optimizer],
+    generator: torch.Generator,
+    augment: Any,
+    runner: Runner,
+    device: torch.device,
+) -> tuple[int, float]:
+    """Load :func:`_state` into this run; return the epochs done and the loop time so far."""
+    objective.model.load_state_dict(state["model"])
+    for sid, opt in optimizers.items():
+        opt.load_state_dict(state["optimizers"][sid])
+    generator.set_state(state["shuffle_generator"])
+    if augment is not None and state.get("augment") is not None:
+        augment.load_state_dict(state["augment"])
+    set_random_state(state["random"], device)
+    saved = state["log"]
+    runner.log.steps.update(saved["steps"])
+    runner.log.losses.update({sid: list(rows) for sid, rows in saved["losses"].items()})
+    runner.sums.update({sid: dict(v) for sid, v in saved["sums"].items()})
+    runner.counts.update(saved["counts"])
+    return int(state["epochs_done"]), float(state["seconds"])

@@ -19,12 +19,14 @@ from torch import nn
 from causalunlearn.compile.materialise import materialise
 from causalunlearn.compile.objective import compile_objective
 from causalunlearn.data import TensorData
+from causalunlearn.data.augment import make_augment
 from causalunlearn.data.splits import Split
 from causalunlearn.data.views import view_base
 from causalunlearn.device import pick_device
 from causalunlearn.engine.callbacks import CallbackLike
 from causalunlearn.engine.loop import TrainLog, run_schedule
 from causalunlearn.engine.plan import check_executor
+from causalunlearn.engine.resume import EpochCheckpoint
 from causalunlearn.engine.step import apply_run_options
 from causalunlearn.graph import spec as S
 from causalunlearn.models.zoo import build_model
@@ -67,7 +69,15 @@ def training_graph(split: str, recipe: Recipe) -> S.Graph:
                 divergence=S.Divergence("cross_entropy", softmax_over="classes"),
             ),
         ),
-        stages=(S.Stage("train", recipe.optimizer, recipe.lr, weight_decay=recipe.weight_decay),),
+        stages=(
+            S.Stage(
+                "train",
+                recipe.optimizer,
+                recipe.lr,
+                weight_decay=recipe.weight_decay,
+                momentum=recipe.momentum,
+            ),
+        ),
         schedule=S.Schedule(
             order=("train",), epochs=recipe.epochs, batch_size=recipe.batch_size, zip=("data",)
         ),
@@ -85,17 +95,23 @@ def train_from_scratch(
     device: torch.device,
     progress: bool = True,
     executor: str = "fast",
+    checkpoint: EpochCheckpoint | None = None,
 ) -> tuple[nn.Module, TrainLog]:
     """Train a model from scratch with ``recipe`` on ``on`` = ``train`` (original) or ``retain``.
 
-    The same loop as unlearning runs it (the recipe is a one-edge graph); ``executor`` is
-    :func:`~causalunlearn.engine.loop.run_schedule`'s (``fast`` or ``reference``).
+    The same loop as unlearning runs it (the recipe is a one-edge graph, plus the recipe's
+    learning-rate schedule and augmentation); ``executor`` is
+    :func:`~causalunlearn.engine.loop.run_schedule`'s (``fast`` or ``reference``). With a
+    ``checkpoint`` the loop saves its state after every epoch and a later call with the same
+    checkpoint resumes from it, ending with the weights an uninterrupted run ends with
+    (:mod:`causalunlearn.engine.resume`); deleting it afterwards is the caller's job.
     """
     net = build_model(model, data.num_classes, data.input_shape, seed=seed).to(device)
     graph = training_graph(on, recipe)
     objective = compile_objective(graph, net, seed=seed)
     apply_run_options(objective, device)  # the run's memory format (CpuNumerics.channels_last)
     streams = materialise(graph, data, split, seed=seed, device=device)
+    augment = make_augment(recipe.augment, data, seed) if recipe.augment else None
     label = f"{'original' if on == 'train' else 'oracle'} seed {seed}"
     log = run_schedule(
         objective,
@@ -105,6 +121,9 @@ def train_from_scratch(
         log_every=100,
         description=label,
         executor=executor,
+        lr_schedule=recipe.lr_schedule,
+        augment=augment,
+        checkpoint=checkpoint,
     )
     net.eval()
     return net, log

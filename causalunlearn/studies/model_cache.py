@@ -10,16 +10,24 @@ a fingerprint (SHA-256 of a JSON document) of:
   another normalisation is another dataset), and for an oracle the **retain set** only (not the
   whole split: oracles of splits with the same retain set — class removal under another split
   seed — are shared);
-- the **recipe** (epochs, batch size, optimiser, learning rate, weight decay), the **training
-  seed**, and the **numerics** (default dtype; flush-to-zero when it is on: it changes trained
-  weights. It joins the document only when on, so the models cached before the setting existed,
-  all trained with it off, keep their key).
+- the **recipe** (epochs, batch size, optimiser, learning rate, weight decay; momentum, the
+  learning-rate schedule and the augmentation only when not at their defaults, so entries
+  cached before those fields existed keep their key), the **training seed**, and the
+  **numerics** (default dtype; flush-to-zero when it is on: it changes trained weights. It
+  joins the document only when on, so the models cached before the setting existed, all
+  trained with it off, keep their key).
 
 Layout: ``ROOT/DATASET/MODEL/{original,oracle}-<fingerprint[:20]>.pt`` with a ``.json`` beside it
 holding the whole fingerprint document. A file whose ``.json`` is missing or holds another
 fingerprint is refused (``cache-mismatch``), never loaded. Files are state dicts written
 atomically and read with ``weights_only=True``; one process trains a missing model while the
 others that need it wait on its lock (:mod:`causalunlearn.locks`) and then load it.
+
+Training checkpoints every epoch to ``<entry>.partial.pt`` beside the entry (model, optimiser,
+random state, epoch: :mod:`causalunlearn.engine.resume`): a training that is stopped (killed,
+interrupted, the machine restarted) resumes from its last finished epoch the next time the entry
+is asked for, and ends with the weights it would have had. The partial file is deleted once the
+model is written.
 
 Beside a model, :meth:`ModelCache.metrics` keeps its scores (``<model>.metrics-<key>.json``):
 an original's or oracle's metrics depend only on the model, the split, the attack and
@@ -34,7 +42,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +53,7 @@ from torch import nn
 from causalunlearn.atomic import atomic_write
 from causalunlearn.data import TensorData, default_cache_dir
 from causalunlearn.data.splits import Split
+from causalunlearn.engine.resume import EpochCheckpoint
 from causalunlearn.engine.verbs import train_from_scratch
 from causalunlearn.errors import ModelError
 from causalunlearn.locks import exclusive
@@ -177,7 +186,7 @@ class ModelCache:
             "model": model,
             "architecture": architecture_fingerprint(net),
             "data": data_fingerprint(data),
-            "recipe": asdict(recipe),
+            "recipe": recipe.document(),
             "seed": int(seed),
             "numerics": numerics_fingerprint(),
         }
@@ -207,6 +216,12 @@ class ModelCache:
         return self.path_for(
             self.fingerprint(data, split, which, model=model, recipe=recipe, seed=seed)
         )
+
+    @staticmethod
+    def partial_path(path: str | Path) -> Path:
+        """The per-epoch training checkpoint of the entry at ``path`` (``<entry>.partial.pt``)."""
+        path = Path(path)
+        return path.with_name(f"{path.stem}.partial.pt")
 
     def _load(self, path: Path, doc: dict[str, Any], net: nn.Module) -> nn.Module:
         sidecar = path.with_suffix(".json")
@@ -265,6 +280,7 @@ class ModelCache:
                 return self._load(path, doc, net).to(device).eval(), info
             start = time.perf_counter()
             on = "train" if which == "original" else "retain"
+            checkpoint = EpochCheckpoint(self.partial_path(path), key=path.stem)
             net, _ = train_from_scratch(
                 data,
                 split,
@@ -274,10 +290,12 @@ class ModelCache:
                 seed=seed,
                 device=device,
                 progress=progress,
+                checkpoint=checkpoint,
             )
             # The fingerprint first: a model file never exists without the key it was made for.
             atomic_write(path.with_suffix(".json"), json.dumps(doc, sort_keys=True, indent=1))
             save_state(net, path)
+            checkpoint.discard()
         return net.eval(), {**info, "cached": False, "seconds": time.perf_counter() - start}
 
     def metrics_path(self, model_path: str | Path, key: dict[str, Any]) -> Path:
