@@ -22,7 +22,8 @@ The picture reads without a legend:
   settings are listed in bold red on their element (``w 0.5 → 1``).
 
 Building DOT text needs only the ``graphviz`` Python package; writing SVG/PNG/PDF needs the
-Graphviz ``dot`` program.
+Graphviz ``dot`` program. The package is imported on first use (``graphviz-missing`` when it is
+not installed), so importing this module, and ``causalunlearn``, does not need it.
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import cast
-
-import graphviz
+from typing import TYPE_CHECKING, cast
 
 from causalunlearn.atomic import atomic_write
 from causalunlearn.errors import CausalUnlearnError
@@ -53,7 +52,11 @@ from causalunlearn.graph.scene import (
     _scene,
     _styled,
     _title,
+    graphviz_package,
 )
+
+if TYPE_CHECKING:
+    import graphviz
 
 __all__ = [
     "EFFECT_COLOURS",
@@ -107,7 +110,8 @@ def to_digraph(graph: S.Graph, *, base: S.Graph | None = None) -> graphviz.Digra
         style = {"✗": "removed", "+": "added"}
         title += [_Line(text, style.get(text[:1], "change")) for text in rest]
 
-    dot = graphviz.Digraph(
+    gv = graphviz_package()
+    dot = gv.Digraph(
         name=re.sub(r"[^A-Za-z0-9_.-]", "_", graph.name),
         graph_attr={
             "rankdir": "LR",
@@ -127,7 +131,7 @@ def to_digraph(graph: S.Graph, *, base: S.Graph | None = None) -> graphviz.Digra
     ordered = sorted(clusters.values(), key=lambda c: order.index(c.key.split(":", 1)[1]))
     stage_graphs = {}
     for cl in ordered:
-        sub = graphviz.Digraph(name=str(cl.dot))
+        sub = gv.Digraph(name=str(cl.dot))
         label, _ = _styled(cl, status[cl.key], notes.get(cl.owner or "", []), left=True)
         removed = status[cl.key] == "removed"
         colour = {"removed": _REMOVED, "added": _ADDED}.get(status[cl.key], "#888888")
@@ -191,15 +195,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _pipe(digraph: graphviz.Digraph, fmt: str) -> bytes:
+    gv = graphviz_package()
     try:
         return digraph.pipe(format=fmt, quiet=True)
-    except graphviz.ExecutableNotFound:
+    except gv.ExecutableNotFound:
         raise CausalUnlearnError(
             "dot-not-found",
             f"the Graphviz 'dot' program is needed to write {fmt.upper()} and was not found",
             _INSTALL_HINT,
         ) from None
-    except graphviz.CalledProcessError as err:
+    except gv.CalledProcessError as err:
         stderr = (err.stderr or b"").decode(errors="replace").strip()
         raise CausalUnlearnError(
             "dot-failed", f"Graphviz 'dot' failed: {stderr or err}", "report this as a bug"

@@ -10,10 +10,10 @@ import html
 import re
 import textwrap
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, cast
 
-import graphviz
-
+from causalunlearn.errors import CausalUnlearnError
 from causalunlearn.graph import spec as S
 from causalunlearn.graph.causal import classify, expanded
 from causalunlearn.graph.edit import Change
@@ -34,6 +34,28 @@ _INSTALL_HINT = (
     "install Graphviz: apt-get install graphviz / brew install graphviz / "
     "conda install graphviz; or write .dot"
 )
+
+
+def graphviz_package() -> ModuleType:
+    """The ``graphviz`` Python package, imported on first use.
+
+    Only drawing needs it: ``import causalunlearn``, loading, checking and unlearning with a
+    graph work where it is not installed (a GPU machine with a fixed image, say).
+
+    Raises:
+        CausalUnlearnError: ``graphviz-missing`` when the package cannot be imported.
+    """
+    try:
+        import graphviz
+    except ImportError:
+        raise CausalUnlearnError(
+            "graphviz-missing",
+            "drawing a graph (DOT text, SVG, PNG, PDF) needs the graphviz Python package, which"
+            " is not installed",
+            "pip install graphviz (a dependency of causalunlearn; the Graphviz 'dot' program is"
+            " needed too for SVG/PNG/PDF); loading, checking and unlearning need neither",
+        ) from None
+    return graphviz
 
 
 # ------------------------------------------------------------------------------------------------
@@ -74,7 +96,7 @@ def _dot_id(prefix: str, name: str) -> str:
 
 def _esc_string(text: str) -> str:
     """Text for a Graphviz escString attribute (tooltips), where ``\\N`` would mean the name."""
-    return graphviz.escape(text)
+    return cast(str, graphviz_package().escape(text))
 
 
 @dataclass

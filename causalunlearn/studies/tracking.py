@@ -189,9 +189,9 @@ def _diagram_png(graph: Any) -> bytes | None:
         try:
             png: bytes | None = render(graph, Path(tmp) / "graph.png").read_bytes()
         except CausalUnlearnError as err:
-            if err.code != "dot-not-found":
+            if err.code not in ("dot-not-found", "graphviz-missing"):
                 raise
-            _log.info("no diagram in the TensorBoard log: Graphviz 'dot' is not installed")
+            _log.info("no diagram in the TensorBoard log: %s", err.message)
             png = None
     _DIAGRAMS[digest] = png
     return png
