@@ -35,6 +35,68 @@ def _nested(flag: str):
     return parse
 
 
+def _fraction_of_resource(text: str) -> float:
+    """A ``--cpus-per-cell`` / ``--gpus-per-cell`` value (an argparse type): a number ≥ 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"[bad-backend] expected a number such as 1 or 0.25, got {text[:40]!r}"
+        )
+    return value
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the cells run (``compare``, ``ablate``, ``tune``): docs/scaling.md."""
+    from causalunlearn.cli.run import positive_int
+
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one cell at a time in this process (default); ray: cells in parallel on Ray"
+        " (pip install 'causalunlearn[ray]'), on this machine's cores or the cluster at --address",
+    )
+    parser.add_argument(
+        "--address",
+        help="ray: the Ray cluster to join (host:6379 or ray://host:10001; default: start Ray"
+        " on this machine)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        help="ray: cells at once (default: cores // cpus-per-cell on this machine; on a"
+        " cluster, what its resources hold); without --threads each cell gets cores // N threads",
+    )
+    parser.add_argument(
+        "--cpus-per-cell",
+        type=_fraction_of_resource,
+        metavar="C",
+        help="ray: CPUs each cell reserves (default: its thread count)",
+    )
+    parser.add_argument(
+        "--gpus-per-cell",
+        type=_fraction_of_resource,
+        metavar="G",
+        help="ray: GPUs each cell reserves; 0.25 packs four cells on one GPU (default 0)",
+    )
+
+
+def backend_of(args: argparse.Namespace):
+    """The :class:`~causalunlearn.studies.backends.Backend` of the backend arguments."""
+    from causalunlearn.studies.backends import Backend
+
+    return Backend(
+        kind=args.backend,
+        address=args.address,
+        workers=args.workers,
+        cpus_per_cell=args.cpus_per_cell,
+        gpus_per_cell=args.gpus_per_cell if args.gpus_per_cell is not None else 0.0,
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
@@ -103,8 +165,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="override a field of every method that has PATH (an error when none has it), or"
         " of one method by its label (METHOD:PATH=VALUE); repeatable",
     )
-    add_evaluation_arguments(parser)
     add_setup_arguments(parser)
+    add_evaluation_arguments(parser)
+    add_backend_arguments(parser)
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,8 +213,8 @@ def sweep_settings(args: argparse.Namespace, seeds, relearn: bool = False, curve
         numerics=numerics_of(args),
         progress=show_progress(args),
         executor=args.executor,
-        **evaluation_settings(args),
         log_dir=args.log_dir,
+        **evaluation_settings(args),
     )
 
 
@@ -166,6 +229,7 @@ def _run(entries, datasets, scenarios, settings, out, args) -> int:
         out,
         overwrite=args.overwrite,
         plots=not args.no_plots,
+        backend=backend_of(args),
     )
     total = len(sweep.cells())
     if settings.nested:

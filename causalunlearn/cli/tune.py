@@ -72,11 +72,14 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="tuning folder (default runs/tune-<graph>-<dataset>-<kind>)")
     parser.add_argument("--overwrite", action="store_true", help="recompute mismatched cells")
     add_setup_arguments(parser)
+    from causalunlearn.cli.sweep import add_backend_arguments
+
+    add_backend_arguments(parser)
 
 
 def tune_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn tune``: run the grid, print the table and the preset line."""
-    from causalunlearn.cli.sweep import sweep_settings
+    from causalunlearn.cli.sweep import backend_of, sweep_settings
     from causalunlearn.studies.entries import load_method_file
     from causalunlearn.studies.tuning import (
         default_tuning_folder,
@@ -102,6 +105,7 @@ def tune_command(args: argparse.Namespace) -> int:
             proxy_class=args.proxy_class,
             overwrite=args.overwrite,
             source=args.graph,
+            backend=backend_of(args),
         )
     except RunError as err:
         report_md = Path(out) / "tuning.md"

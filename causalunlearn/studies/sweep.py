@@ -29,58 +29,31 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from causalunlearn.atomic import atomic_write, write_json
-from causalunlearn.data import load_dataset, make_split
-from causalunlearn.device import pick_device
-from causalunlearn.engine.callbacks import notify_end
-from causalunlearn.engine.verbs import model_name_for
+from causalunlearn.data import default_cache_dir, resolve_data_root
 from causalunlearn.errors import RunError, shown
-from causalunlearn.methods.dispatch import trains
-from causalunlearn.numerics import applied, current, limit_threads
-from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell, score_model
+from causalunlearn.numerics import applied, limit_threads
+from causalunlearn.plugins import imported_plugins
+from causalunlearn.studies.backends import Backend, parse_backend
+from causalunlearn.studies.backends.plan import Plan, SweepProgress, run_plan
+from causalunlearn.studies.backends.tasks import CellSpec, ContextKey, Job
 from causalunlearn.studies.entries import (
     Entry,
 )
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.outdir import sweep_folder
+from causalunlearn.studies.outputs import beside, write_payload
 from causalunlearn.studies.records import (
-    CELL_FORMAT,
     SWEEP_FORMAT,
-    SweepCell,
     SweepSummary,
-    versions,
 )
 from causalunlearn.studies.seeds import CellSeeds
 from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.summary import _stats, best_per_column, seed_variance, summary_markdown
-from causalunlearn.studies.tracking import tracked
-
-#: Errors that make a run a failed cell instead of stopping the sweep.
-FAILURES = (RunError,)
-FAILURE_CODES = ("non-finite-loss",)
-
-
-def _failed_cell(entry, dataset, scenario, seed, identity, err: RunError) -> SweepCell:
-    if getattr(err, "code", None) not in FAILURE_CODES:
-        raise err
-    return {
-        "format": CELL_FORMAT,
-        "status": "failed",
-        "identity": identity,
-        "method": {"label": entry.label, "source": entry.source},
-        "dataset": dataset,
-        "scenario": scenario,
-        **CellSeeds.of(seed).record(),
-        "error": {"code": err.code, "message": str(err)},
-        "finished": time.time(),
-    }
-
 
 _log = logging.getLogger(__name__)
 
@@ -112,13 +85,16 @@ def _safe(text: str) -> str:
     return text.replace(":", "-").replace(",", "_").replace("/", "_").replace("=", "")
 
 
-@dataclass
-class _Context:
-    """What the cells of one (dataset, scenario, seed) share: models, split, references."""
-
-    inputs: CellInputs
-    model_name: str
-    reference: dict[str, Any]
+def _stored_reference(path: Path) -> dict[str, Any] | None:
+    """The reference file at ``path``, or ``None`` (missing, or unreadable: derived data, it is
+    recomputed, not a reason to stop)."""
+    if not path.is_file():
+        return None
+    try:
+        return read_cell(path)
+    except RunError as err:
+        _log.warning("%s; recomputing it", err.message)
+        return None
 
 
 class Sweep:
@@ -135,6 +111,7 @@ class Sweep:
         overwrite: bool = False,
         plots: bool = True,
         on_cell: Callable[[dict[str, Any]], None] | None = None,
+        backend: Backend | str | None = None,
     ) -> None:
         labels = [e.label for e in entries]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
@@ -158,7 +135,7 @@ class Sweep:
         self.overwrite = overwrite
         self.on_cell = on_cell
         self.plots = plots
-        self._threads: int | None = None  # the thread count of the run in progress (recorded)
+        self.backend = parse_backend(backend)
         self.cache = (
             ModelCache(Path(settings.cache_dir) / "models") if settings.cache_dir else ModelCache()
         )
@@ -229,6 +206,11 @@ class Sweep:
     def run(self) -> SweepSummary:
         """Compute every missing cell, then write the summary (and plots); return the summary.
 
+        The cells run on the sweep's backend (:mod:`causalunlearn.studies.backends`: in this
+        process, or on Ray) as a task graph: each original and oracle trained once, then scored
+        (from the model cache's metrics when it has them), then the cells, each written here as
+        it arrives.
+
         The folder is claimed first (:func:`causalunlearn.studies.outdir.sweep_folder`: created,
         or resumed when it is a sweep folder; anything else is refused before computing) and
         locked until the summary is written, so two sweeps never write one folder. The
@@ -237,13 +219,10 @@ class Sweep:
         at the end.
         """
         with sweep_folder(self.out), applied(self.settings.numerics):
-            with limit_threads(self.settings.threads) as threads:
-                self._threads = threads
+            with limit_threads(self.settings.threads):
                 return self._run_claimed()
 
     def _run_claimed(self) -> SweepSummary:
-        from causalunlearn.progress import progress_bar
-
         todo = []
         for entry, dataset, scenario, seed in self.cells():
             identity = self._identity(entry, dataset, scenario)
@@ -252,49 +231,63 @@ class Sweep:
                 todo.append((entry, dataset, scenario, seed, identity, path))
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "sweep.json", self.describe())
+        plan = Plan(self._job())
+        for entry, dataset, scenario, seed, identity, path in todo:
+            spec = self._cell_spec(entry, dataset, scenario, seed, identity)
+            plan.add(spec, path, self.reference_path(dataset, scenario, seed), _stored_reference)
         total = len(self.cells())
-        bar = progress_bar(
-            total=total,
-            initial=total - len(todo),
-            enabled=self.settings.progress,
-            desc="sweep",
-            unit="run",
-        )
-        contexts: dict[tuple[str, str, tuple[int, int]], _Context] = {}
-        started, done = time.monotonic(), 0
+        progress = SweepProgress(total, total - len(todo), enabled=self.settings.progress)
+
+        # Per-example outputs (studies/outputs.py) come back as arrays: written beside the file
+        # first, so a reference or cell on disk always has its outputs.
+        def on_reference(path: Path, reference: dict[str, Any], changed: bool) -> None:
+            payload = reference.pop("_outputs", None)
+            if changed:
+                if payload is not None:
+                    reference["outputs"] = write_payload(beside(path), payload)
+                write_json(path, reference)
+
+        def on_cell(_spec: CellSpec, path: Path, cell: dict[str, Any]) -> None:
+            payload = cell.pop("_outputs", None)
+            if payload is not None:
+                cell["outputs"] = write_payload(beside(path), payload)
+            write_json(path, cell)
+            if self.on_cell is not None:
+                self.on_cell(cell)
+
         try:
-            for entry, dataset, scenario, seed, identity, path in todo:
-                key = (dataset, scenario, CellSeeds.of(seed).models)  # one per original+split
-                if key not in contexts:
-                    contexts.clear()  # one (dataset, scenario, seed) in memory at a time
-                    contexts[key] = self._context(dataset, scenario, seed)
-                bar.set_postfix_str(f"{entry.label} {dataset} {scenario} seed {seed}")
-                try:
-                    cell = self._run_cell(entry, contexts[key], dataset, scenario, seed, identity)
-                except FAILURES as err:  # a diverged method is a result, not a crash
-                    cell = _failed_cell(entry, dataset, scenario, seed, identity, err)
-                write_json(path, cell)
-                bar.update(1)
-                done += 1
-                if bar.disable:  # no bar drawn (logs, CI, nohup): one line per run, with ETA
-                    elapsed = time.monotonic() - started
-                    _log.info(
-                        "[%d/%d] %s %s %s seed %s done; %.1f min so far, about %.1f min left",
-                        total - len(todo) + done,
-                        total,
-                        entry.label,
-                        dataset,
-                        scenario,
-                        seed,
-                        elapsed / 60,
-                        elapsed / done * (len(todo) - done) / 60,
-                    )
-                if self.on_cell is not None:
-                    self.on_cell(cell)
+            run_plan(
+                plan, self.backend, on_reference=on_reference, on_cell=on_cell, progress=progress
+            )
         finally:
-            bar.close()
-        summary = self.summarise()
-        return summary
+            progress.close()
+        return self.summarise()
+
+    def _cell_spec(self, entry: Entry, dataset: str, scenario: str, seed, identity) -> CellSpec:
+        """A cell of ``cells()`` as its task takes it: the (dataset, scenario, training seed,
+        split seed) whose models and references it uses, and the unlearning seed."""
+        seeds = CellSeeds.of(seed)
+        ctx = ContextKey(dataset, scenario, train_seed=seeds.train, split_seed=seeds.split)
+        return CellSpec(entry, ctx, seeds, seeds.unlearn, identity, seeds.record())
+
+    def _job(self) -> Job:
+        """What every task shares. Workers get the data and cache folders as this process
+        resolves them (a worker's environment may differ), and draw no bars."""
+        s = self.settings
+        threads = self.backend.threads_per_cell(s.threads)
+        cache = ModelCache(Path(self.cache.root).absolute())
+        if self.backend.kind == "local":
+            return Job(s, cache, threads, (), s.data_root, s.cache_dir, s.progress)
+        root = resolve_data_root(s.data_root)
+        return Job(
+            s,
+            cache,
+            threads,
+            imported_plugins(),  # this process has them loaded; Ray's workers load them first
+            None if root is None else str(root.absolute()),
+            str(Path(s.cache_dir or default_cache_dir()).absolute()),
+            progress=False,
+        )
 
     def describe(self) -> dict[str, Any]:
         """The grid as JSON (``sweep.json``)."""
@@ -314,106 +307,6 @@ class Sweep:
             "scenarios": self.scenarios,
             **self.settings.seed_plan(),
             "settings": self.settings.key(),
-        }
-
-    def _context(self, dataset: str, scenario: str, seed: int | CellSeeds) -> _Context:
-        # The seeds that decide the context: the split's, and the training seed of the
-        # original and the oracle (which also scores them); the unlearning seed is the cell's.
-        seeds = CellSeeds.of(seed)
-        s = self.settings
-        device = pick_device(s.device)
-        data = load_dataset(dataset, s.data_root, cache_dir=s.cache_dir, progress=s.progress)
-        split = make_split(data.train_y, scenario, seeds.split, data.num_classes)
-        model_name = model_name_for(data, s.model)
-        models, info = {}, {}
-        for which in ("original", "oracle"):
-            models[which], info[which] = self.cache.get(
-                data,
-                split,
-                which,
-                model=model_name,
-                recipe=s.recipe,
-                seed=seeds.train,
-                device=device,
-                progress=s.progress,
-            )
-        ref_path = self.reference_path(dataset, scenario, seeds)
-        identity = {"split": split.digest(), "model": model_name, "settings": s.key()}
-        reference = None
-        if ref_path.is_file():
-            try:
-                reference = read_cell(ref_path)
-            except RunError as err:  # derived data: recomputed, not a reason to stop
-                _log.warning("%s; recomputing it", err.message)
-        kept: dict[str, Any] = {}  # the oracle's outputs, when it is scored here
-        if reference is None or reference.get("identity") != identity:
-            reference = {"identity": identity, "models": info, "metrics": {}}
-            original_forget = None
-            for which in ("original", "oracle"):  # the original first: its forget accuracy
-                metrics, extra = score_model(
-                    models[which],
-                    data,
-                    split,
-                    seeds.train,
-                    s,
-                    device=device,
-                    original_forget_acc=original_forget,
-                    keep_logits=kept if which == "oracle" else None,
-                )
-                reference["metrics"][which] = metrics
-                reference.setdefault("extra", {})[which] = extra
-                original_forget = reference["metrics"]["original"]["forget_acc"]
-            write_json(ref_path, reference)
-        inputs = CellInputs(
-            data,
-            split,
-            models["original"],
-            reference["metrics"]["original"],
-            models["oracle"],
-            reference["metrics"]["oracle"],
-            oracle_forget_logits(models["oracle"], data, split, device, kept),
-        )
-        return _Context(inputs, model_name, reference)
-
-    def _run_cell(self, entry, ctx: _Context, dataset, scenario, seed, identity) -> SweepCell:
-        seeds = CellSeeds.of(seed)  # ctx holds the models of seeds.models; the run: seeds.unlearn
-        s = self.settings
-        device = pick_device(s.device)
-        method, preset = entry.resolve(dataset, scenario)
-        with tracked(s.log_dir, method, entry.label, dataset, scenario, seeds) as callbacks:
-            outcome = run_cell(
-                method, ctx.inputs, seeds.unlearn, s, device=device, callbacks=callbacks
-            )
-            final = {"original": ctx.inputs.original_metrics, "unlearned": outcome.metrics}
-            if ctx.inputs.oracle_metrics is not None:
-                final["oracle"] = ctx.inputs.oracle_metrics
-            notify_end(callbacks, final)
-        result, split = outcome.result, ctx.inputs.split
-        return {
-            "format": CELL_FORMAT,
-            "status": "finished",
-            "identity": identity,
-            "method": {"label": entry.label, "source": entry.source, "resolved": method.to_dict()},
-            "dataset": dataset,
-            "scenario": scenario,
-            **seeds.record(),
-            "model": ctx.model_name,
-            "recipe": asdict(s.recipe),
-            "device": str(device),
-            "executor": s.executor if trains(method) else None,
-            "numerics": current().key(),
-            "threads": self._threads,
-            "split": {
-                "digest": split.digest(),
-                "forget": len(split.forget),
-                "retain": len(split.retain),
-            },
-            "metrics": outcome.metrics,
-            "extra": outcome.extra,
-            "seconds": result.seconds,
-            "steps": result.log.steps,
-            "versions": versions(),
-            "finished": time.time(),
         }
 
     # -- summary --------------------------------------------------------------------------------

@@ -238,6 +238,7 @@ def tune(
     proxy_class: Sequence[int] | int | None = None,
     overwrite: bool = False,
     source: str = "",
+    backend: Any = None,
 ) -> TuningReport:
     """Run the tuning protocol (module docstring) and write ``tuning.json`` / ``tuning.md``.
 
@@ -255,6 +256,9 @@ def tune(
         proxy_class: The class(es) removed in the validation task (class removal only).
         overwrite: Recompute cells made with other settings (as ``compare --overwrite``).
         source: Where the method was read from (recorded).
+        backend: Where the candidates run: a
+            :class:`~causalunlearn.studies.backends.Backend`, ``"local"`` (default) or
+            ``"ray"`` (as a sweep's).
 
     Returns:
         The report written to ``tuning.json``.
@@ -287,7 +291,10 @@ def tune(
     del base
     # A candidate whose loss diverges on any seed is a failed run in the sweep (it does not stop
     # the others) and cannot be chosen.
-    summary = Sweep(entries, [view], [proxy], settings, out, overwrite=overwrite, plots=False).run()
+    sweep = Sweep(
+        entries, [view], [proxy], settings, out, overwrite=overwrite, plots=False, backend=backend
+    )
+    summary = sweep.run()
     table = summary["tables"][0]
     rows = table["rows"]
     diverged = {

@@ -83,7 +83,8 @@ class RayPool:
             else:
                 slots = min(self.slots or 1, max(1, cells))
                 num_cpus = max(available_cores(), math.ceil(slots * cpus))
-                ray.init(num_cpus=num_cpus, **options)
+                # "local": a new instance, never a cluster that happens to run on this machine
+                ray.init(address="local", num_cpus=num_cpus, **options)
             self.started = True
         if backend.address is None and self.slots is not None:
             cores = available_cores()
@@ -126,9 +127,13 @@ class RayPool:
             ) from None
 
     def cancel(self, handles: list[Any]) -> None:
+        if self.started:  # close() shuts this Ray down, its workers with it
+            return
+        # On a cluster the workers stay: the tasks get a KeyboardInterrupt. (Forced cancels, which
+        # kill the workers, can crash the driver when a task finishes at the same moment.)
         for handle in handles:
             try:
-                ray.cancel(handle, force=True)
+                ray.cancel(handle, force=False)
             except Exception as err:  # noqa: BLE001 - a task that just finished: nothing to stop
                 _log.debug("could not cancel a Ray task: %s", err)
 

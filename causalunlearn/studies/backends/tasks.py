@@ -85,17 +85,24 @@ class Job:
     """What every task of one sweep shares (sent to each worker once).
 
     Attributes:
-        settings: The study settings (progress off in workers; data and cache roots as the
-            driver resolved them).
+        settings: The study settings.
         cache: The model cache (on a cluster, a folder every node sees).
         threads: Threads of each task (torch and scikit-learn's pools).
-        plugins: The ``--import`` modules to load first: ``(spec, working directory)`` pairs.
+        plugins: The ``--import`` modules to load first
+            (:func:`~causalunlearn.plugins.imported_plugins`).
+        data_root: Where datasets are read (the settings', or as the driver resolved it: a
+            worker's environment may differ).
+        data_cache: Where parsed datasets are cached (likewise).
+        progress: Draw bars (training, decoding): never in a worker.
     """
 
     settings: StudySettings
     cache: ModelCache
     threads: int
     plugins: tuple[tuple[str, str], ...] = ()
+    data_root: str | None = None
+    data_cache: str | None = None
+    progress: bool = False
 
 
 @dataclass
@@ -152,26 +159,24 @@ def datasets_loaded() -> int:
     return _LOADS[0]
 
 
-def dataset(settings: StudySettings, name: str) -> TensorData:
-    """The dataset ``name``, loaded once per process and dataset settings."""
-    key = (name, settings.data_root, settings.cache_dir)
+def dataset(job: Job, name: str) -> TensorData:
+    """The dataset ``name``, loaded once per process and data folders."""
+    key = (name, job.data_root, job.data_cache)
     if key in _DATASETS:
         _DATASETS.move_to_end(key)
         return _DATASETS[key]
-    data = load_dataset(
-        name, settings.data_root, cache_dir=settings.cache_dir, progress=settings.progress
-    )
+    data = load_dataset(name, job.data_root, cache_dir=job.data_cache, progress=job.progress)
     _LOADS[0] += 1
     return _remember(_DATASETS, key, data)
 
 
 def _context(job: Job, ctx: ContextKey) -> _Loaded:
     s = job.settings
-    key = (ctx, str(job.cache.root), repr(s.key()), s.model, s.data_root, s.cache_dir, s.device)
+    key = (ctx, str(job.cache.root), repr(s.key()), job.data_root, job.data_cache, s.device)
     if key in _CONTEXTS:
         _CONTEXTS.move_to_end(key)
         return _CONTEXTS[key]
-    data = dataset(s, ctx.dataset)
+    data = dataset(job, ctx.dataset)
     split = make_split(data.train_y, ctx.scenario, ctx.split_seed, data.num_classes)
     return _remember(_CONTEXTS, key, _Loaded(data, split, model_name_for(data, s.model)))
 
@@ -188,7 +193,7 @@ def _model(job: Job, ctx: ContextKey, which: str) -> tuple[nn.Module, dict[str, 
             recipe=s.recipe,
             seed=ctx.train_seed,
             device=pick_device(s.device),
-            progress=s.progress,
+            progress=job.progress,
         )
     return loaded.models[which]
 
