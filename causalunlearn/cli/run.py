@@ -157,7 +157,14 @@ def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The opt-in per-example evaluations (run, compare, ablate): K oracles, U-LiRA."""
+    """The opt-in evaluations (run, compare, ablate): the representation probe, K oracles,
+    U-LiRA."""
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also probe every model's representation with a linear classifier for the forgotten"
+        " class (class removal) or membership (random), and a random-init network (the floor)",
+    )
     parser.add_argument(
         "--oracles",
         type=positive_int,
@@ -186,6 +193,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluation_settings(args: argparse.Namespace) -> dict:
     """The settings of :func:`add_evaluation_arguments` (``StudySettings`` fields)."""
     return {
+        "probe": args.probe,
         "oracles": args.oracles,
         "lira_shadows": args.lira_shadows,
         "lira_epochs": args.lira_epochs,

@@ -24,11 +24,14 @@ from torch import nn
 from causalunlearn.data import TensorData
 from causalunlearn.data.splits import Split
 from causalunlearn.engine.verbs import Unlearned
+from causalunlearn.errors import CausalUnlearnError
 from causalunlearn.methods.dispatch import Method, unlearn_with
 from causalunlearn.metrics.accuracy import predict
 from causalunlearn.metrics.catalogue import AVERAGE_GAP, keys
 from causalunlearn.metrics.evaluate import scores_from_logits
 from causalunlearn.metrics.gaps import activation_distance, average_gap, tow
+from causalunlearn.metrics.per_class import per_class_report
+from causalunlearn.metrics.probe import random_init_probe, representation_probe
 from causalunlearn.metrics.relearn import relearn_time, relearning_curve
 from causalunlearn.studies.settings import (
     CURVE_EVAL_ROWS,
@@ -113,6 +116,11 @@ def score_model(
     in dataset order), so a caller needs no second forward over rows already predicted (e.g.
     :func:`oracle_forget_logits` for the oracle's activation-distance reference).
 
+    Always: ``extra["per_class"]``, the confusion matrix, per-class accuracy and support of the
+    forget, retain and test rows (:func:`~causalunlearn.metrics.per_class.per_class_report`).
+    With ``settings.probe`` the representation probe (``probe_acc``, details in
+    ``extra["probe"]``; :func:`probe_scores`).
+
     Returns:
         ``(metrics, extra)``.
     """
@@ -129,7 +137,19 @@ def score_model(
         attacker=settings.attacker,
         extended=True,
     )
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {
+        "per_class": per_class_report(
+            logits_train,
+            data.train_y,
+            split.forget,
+            split.retain,
+            logits_test,
+            data.test_y,
+            data.num_classes,
+        )
+    }
+    if settings.probe:
+        metrics["probe_acc"], extra["probe"] = probe_scores(net, data, split, seed, device=device)
     forget = torch.as_tensor(split.forget.copy())
     if oracle_forget_logits is not None:
         metrics["activation_distance"] = activation_distance(
@@ -181,6 +201,56 @@ def retain_relearning_curve(
         seed=seed,
         max_steps=CURVE_STEPS,
     )
+
+
+def probe_scores(
+    net: nn.Module | None,
+    data: TensorData,
+    split: Split,
+    seed: int,
+    *,
+    device: torch.device,
+    model_name: str | None = None,
+) -> tuple[float, dict[str, Any]]:
+    """The representation probe of ``net``
+    (:func:`~causalunlearn.metrics.probe.representation_probe`) or, with ``net=None``, of a
+    randomly initialised ``model_name`` (the floor,
+    :func:`~causalunlearn.metrics.probe.random_init_probe`): its accuracy and its details.
+
+    A split with too few rows for the probe gives NaN and the reason (as the attacks do).
+    """
+    try:
+        if net is None:
+            result = random_init_probe(str(model_name), data, split, seed=seed, device=device)
+        else:
+            result = representation_probe(net, data, split, seed=seed, device=device)
+    except CausalUnlearnError as err:
+        if err.code != "too-little-data-for-probe":
+            raise
+        return math.nan, {"error": err.code, "message": err.message}
+    return result.accuracy, result.as_dict()
+
+
+def score_random_init(
+    data: TensorData,
+    split: Split,
+    seed: int,
+    settings: StudySettings,
+    *,
+    device: torch.device,
+    model_name: str | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The metrics of the ``random_init`` role: the probe of a randomly initialised network of
+    the run's architecture (``build_model(..., seed=seed)``, the weights the original started
+    from), on the rows every other model of the seed is probed on. Empty without
+    ``settings.probe``."""
+    if not settings.probe:
+        return {}, {}
+    from causalunlearn.engine.verbs import model_name_for
+
+    name = model_name or model_name_for(data, settings.model)
+    accuracy, details = probe_scores(None, data, split, seed, device=device, model_name=name)
+    return {"probe_acc": accuracy}, {"probe": details}
 
 
 def oracle_forget_logits(

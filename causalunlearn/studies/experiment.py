@@ -2,7 +2,9 @@
 
 A run folder holds ``manifest.json`` (resolved graph and its hash, seeds, split digests,
 versions, per-seed metrics of the original / unlearned / retrained models, times, per-step
-losses), ``results.md`` (the table), ``split-seed<S>.json`` and ``unlearned-seed<S>.pt``.
+losses, per-class accuracies and confusion matrices), ``results.md`` (the table, then the
+per-class test accuracies), ``confusion.png`` (each model's test confusion matrix, summed over
+seeds), ``split-seed<S>.json`` and ``unlearned-seed<S>.pt``.
 The folder is built under a temporary name and swapped in at the end, so a failed run never
 leaves half a folder and never replaces an earlier finished one.
 """
@@ -30,6 +32,7 @@ from causalunlearn.errors import ModelError, RunError
 from causalunlearn.methods.dispatch import Method, trains
 from causalunlearn.metrics.catalogue import OPTIONAL_RUN_ROWS, RUN_TABLE
 from causalunlearn.metrics.gaps import mean_std
+from causalunlearn.metrics.per_class import per_class_report
 from causalunlearn.models.zoo import build_model, load_state, save_state
 from causalunlearn.numerics import applied, current, limit_threads
 from causalunlearn.studies.cell import (
@@ -38,7 +41,9 @@ from causalunlearn.studies.cell import (
     oracle_z_of,
     run_cell,
     score_model,
+    score_random_init,
 )
+from causalunlearn.studies.comparison import ROLE_LABELS, per_class_markdown, per_class_stats
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.oracles import extra_oracles, run_klom
 from causalunlearn.studies.oracles import forget_logits as oracles_forget_logits
@@ -50,6 +55,8 @@ from causalunlearn.studies.tracking import tracked
 
 _log = logging.getLogger(__name__)
 ROLES = ("original", "unlearned", "oracle")
+#: The probe's floor (``--probe``): a randomly initialised network of the architecture.
+RANDOM_INIT = "random_init"
 
 
 @dataclass
@@ -96,7 +103,7 @@ def summarise(
     """Per role and metric: ``{"mean", "std"}`` over seeds (sample std, ddof=1); with ``klom``
     (the run-level ``oracle_klom``, one value for all seeds) also that, std NaN."""
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for role in ROLES:
+    for role in (*ROLES, RANDOM_INIT):
         rows = [r["metrics"][role] for r in per_seed if role in r["metrics"]]
         if not rows:
             continue
@@ -142,20 +149,29 @@ def markdown_table(manifest: dict[str, Any]) -> str:
     summary = manifest["summary"]
     name = manifest["graph"]["name"]
     seeds = manifest["seeds"]
+    floor = RANDOM_INIT in summary  # the probe's floor, in a fourth column
+    roles = (*ROLES, RANDOM_INIT) if floor else ROLES
     lines = [
         f"**{name}** on {manifest['dataset']} ({manifest['scenario']}), model {manifest['model']},"
         f" seeds {', '.join(map(str, seeds))} (mean ± sample std, percent)",
         "",
-        f"| metric | original | {name} | retrain oracle |",
-        "|---|---|---|---|",
+        f"| metric | original | {name} | retrain oracle |" + (" random-init network |" * floor),
+        "|---|---|---|---|" + "---|" * floor,
     ]
     optional = [m for m in OPTIONAL_RUN_ROWS if any(m.key in summary.get(r, {}) for r in ROLES)]
     for m in (*RUN_TABLE, *optional):
-        cells = [_fmt(summary.get(role, {}).get(m.key)) for role in ROLES]
+        cells = [_fmt(summary.get(role, {}).get(m.key)) for role in roles]
         lines.append(f"| {m.label} | {' | '.join(cells)} |")
     lines.append(
         f"| Unlearning time (s) | – | {_fmt(summary['unlearned'].get('unlearn_seconds'))} | – |"
+        + " – |" * floor
     )
+    per_class = {
+        {"unlearned": name}.get(role, role): stats
+        for role, stats in (manifest.get("per_class") or {}).items()
+    }
+    if per_class:
+        lines += ["", *per_class_markdown(per_class, "**Per-class test accuracy**")]
     return "\n".join(lines) + "\n"
 
 
@@ -238,9 +254,26 @@ def run_experiment(
         if klom is not None:
             manifest["oracle_distribution"] = klom
         manifest["summary"] = summarise(per_seed, klom)
+        manifest["per_class"] = {
+            role: stats
+            for role in ROLES
+            if (stats := per_class_stats([p.get("per_class", {}).get(role) for p in per_seed]))
+        }
         if staging is not None:
             write_json(staging / "manifest.json", manifest)
             atomic_write(staging / "results.md", markdown_table(manifest))
+            if manifest["per_class"]:
+                from causalunlearn.studies.plots import confusion_matrices
+
+                confusion_matrices(
+                    {
+                        ROLE_LABELS.get(role, method.name): stats["test"]["confusion"]
+                        for role, stats in manifest["per_class"].items()
+                    },
+                    f"Test confusion matrices, {data.name} ({settings.scenario}), summed over"
+                    " seeds",
+                    staging / "confusion.png",
+                )
         return manifest
 
 
@@ -440,6 +473,10 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
         metrics["unlearned"] = outcome.metrics
         if oracle_metrics is not None:
             metrics["oracle"] = oracle_metrics
+        if settings.probe:  # the probe's floor (studies/cell.py)
+            metrics[RANDOM_INIT] = score_random_init(
+                data, split, seed, settings, device=device, model_name=model_name
+            )[0]
         for role, details in outcome.extra.get("lira", {}).items():
             if role in metrics and role != "unlearned":  # the references, on this cell's shadows
                 metrics[role] = {
@@ -492,6 +529,18 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
             "retain_sample": len(split.retain_sample),
         },
         "metrics": metrics,
+        "per_class": {  # from the outputs every model was scored on (no second pass)
+            role: per_class_report(
+                outs["train"],
+                data.train_y,
+                split.forget,
+                split.retain,
+                outs["test"],
+                data.test_y,
+                data.num_classes,
+            )
+            for role, outs in logits.items()
+        },
         "seconds": {
             "materialise": result.seconds["materialise"],
             "loop": result.seconds["loop"],

@@ -1,4 +1,4 @@
-"""Figures of a sweep: metric bars, relearning curves, and the ablation figure.
+"""Figures of a sweep: metric bars, relearning curves, the ablation figure, confusion matrices.
 
 Each function takes one table of :meth:`causalunlearn.studies.sweep.Sweep.summarise` (one dataset
 and
@@ -181,6 +181,58 @@ def ablation_figure(
         ax_b.set_xlabel("|gap to retrain oracle| (points), mean ± std over seeds", fontsize=8)
     fig.suptitle(f"Ablations, {_title(table)}", fontsize=12)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_matrices(matrices: Mapping[str, Any], title: str, path: str | Path) -> Path:
+    """One panel per model: its confusion matrix (rows: true class, columns: predicted), each
+    row as percent of that class's rows, so a removed class shows where its rows went.
+
+    Args:
+        matrices: Label → ``C×C`` counts (e.g. the test confusion matrices summed over seeds,
+            :func:`causalunlearn.studies.comparison.per_class_stats`), in panel order.
+        title: The figure's title.
+        path: The PNG to write.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    labels = list(matrices)
+    cols = min(4, len(labels)) or 1
+    n_rows = math.ceil(len(labels) / cols) or 1
+    fig, axes = plt.subplots(n_rows, cols, figsize=(3.3 * cols, 3.2 * n_rows), squeeze=False)
+    image = None
+    for ax, label in zip(axes.flat, labels, strict=False):
+        counts = np.asarray(matrices[label], dtype=np.float64)
+        support = counts.sum(axis=1, keepdims=True)
+        share = np.divide(100 * counts, support, out=np.zeros_like(counts), where=support > 0)
+        image = ax.imshow(share, vmin=0, vmax=100, cmap="Blues")
+        classes = counts.shape[0]
+        if classes <= 10:  # the numbers stay readable
+            ax.set_xticks(range(classes))
+            ax.set_yticks(range(classes))
+            for i in range(classes):
+                for j in range(classes):
+                    if share[i, j] >= 0.5:
+                        color = "white" if share[i, j] > 60 else "black"
+                        ax.text(
+                            j,
+                            i,
+                            f"{share[i, j]:.0f}",
+                            ha="center",
+                            va="center",
+                            fontsize=6,
+                            color=color,
+                        )
+        ax.set_title(f"{label} ({int(counts.sum())} rows)", fontsize=9)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true class", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(labels) :]:
+        ax.axis("off")
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="% of the true class")
+    fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
 

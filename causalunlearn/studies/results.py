@@ -14,7 +14,8 @@ seed          the seed (a sweep of nested seeds: the unlearning seed, as the cel
 train_seed    the training seed of the original and the oracle (docs/sweeps.md, Seed protocol)
 split_seed    the seed of the forget/retain split
 unlearn_seed  the unlearning seed (the three equal ``seed`` unless the sweep nests its seeds)
-model         ``original``, ``unlearned`` or ``oracle`` (the retrain oracle)
+model         ``original``, ``unlearned``, ``oracle`` (the retrain oracle) or ``random_init``
+              (the representation probe's floor, ``--probe``)
 metric        a key of :mod:`causalunlearn.metrics.catalogue` (``forget_acc``, ``mia``, ...)
 value         the number (float)
 ============  ===============================================================================
@@ -55,7 +56,7 @@ INDEX = (
 #: The columns of the long table.
 COLUMNS = (*INDEX, "metric", "value")
 #: The model roles, in table order.
-MODELS = ("original", "unlearned", "oracle")
+MODELS = ("original", "unlearned", "oracle", "random_init")
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -63,6 +63,11 @@ class StudySettings:
         attacker: Attacker of the official CaMU attack (``gbdt`` or ``xgboost``).
         relearn: Also measure relearn time (fine-tuning on the forget rows).
         curves: Also record the CaMU paper's relearning curve (fine-tuning on retain rows).
+        probe: Also run the representation probe on every model (``probe_acc``: can a linear
+            probe read the forgotten class, or membership, from the representation?) and on a
+            randomly initialised network of the same architecture, the floor
+            (:mod:`causalunlearn.metrics.probe`). Costs one forward pass over at most
+            2 × 2,000 rows and two small logistic regressions per model.
         data_root: Data root (else ``CAUSALUNLEARN_DATA_ROOT``).
         cache_dir: Cache of datasets and models (else ``CAUSALUNLEARN_CACHE``).
         device: ``cpu``, ``cuda`` or ``None`` (CUDA when present).
@@ -110,6 +115,7 @@ class StudySettings:
     attacker: str = "gbdt"
     relearn: bool = False
     curves: bool = False
+    probe: bool = False
     data_root: str | None = None
     cache_dir: str | None = None
     device: str | None = None
@@ -233,6 +239,10 @@ class StudySettings:
         }
         if self.numerics.flush_denormal:
             key["numerics"] = {"flush_denormal": True}
+        if self.probe:  # joins the key only when on, as flush-to-zero: older cells keep theirs
+            from causalunlearn.metrics.probe import PROBE_MAX_PER_SIDE
+
+            key["probe"] = {"rows_per_side": PROBE_MAX_PER_SIDE, "layer": "representation"}
         # Like flush-to-zero, the evaluation options join the key only when on, so cells made
         # before they existed keep their identity.
         if self.oracles > 1:

@@ -181,8 +181,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             lines.append("")
             lines.append("| method | " + " | ".join(labels[k][0] for k in keys) + " |")
             lines.append("|---" * (len(keys) + 1) + "|")
-            for label in ["original", "oracle", *table["methods"]]:
-                if label not in rows:
+            for label in ["original", "oracle", "random_init", *table["methods"]]:
+                if label not in rows or (
+                    label == "random_init" and not any(k in rows[label] for k in keys)
+                ):
                     continue
                 cells = [
                     _cell_text(
@@ -192,7 +194,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                     )
                     for k in keys
                 ]
-                name = {"original": "original", "oracle": "retrain oracle"}.get(label, label)
+                name = {
+                    "original": "original",
+                    "oracle": "retrain oracle",
+                    "random_init": "random-init network (probe floor)",
+                }.get(label, label)
                 seeds = rows[label].get("seeds")
                 failed = table.get("failures", {}).get(label)
                 if failed:

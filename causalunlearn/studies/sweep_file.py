@@ -11,6 +11,7 @@ A sweep file (YAML, read safely; unknown fields are errors) says what the flags 
     # train_seeds: [0, 1, 2]        #   originals; split_seeds: [0]; unlearn_seeds: [0, 1]
     relearn: true                   # optional: relearn time
     curves: true                    # optional: relearning curves
+    probe: true                     # optional: representation probe
     set:                            # optional: overrides, as compare --set
       - schedule.epochs=3           # every method that has the path
       - scrub:stages.max.lr=1e-4    # one method, by its label in the sweep
@@ -54,6 +55,7 @@ FIELDS = (
     "unlearn_seeds",
     "relearn",
     "curves",
+    "probe",
     "set",
 )
 #: What a sweep runs when neither the flags nor the file say.
@@ -78,6 +80,7 @@ class SweepFile:
     unlearn_seeds: tuple[int, ...] = ()
     relearn: bool = False
     curves: bool = False
+    probe: bool = False
     set: tuple[str, ...] = ()  # named as the file names it
 
 
@@ -117,7 +120,7 @@ def read_sweep_file(path: str | Path) -> SweepFile:
             raise RunError(
                 "bad-sweep-file", f"{path}: '{key}' must be a list", f"e.g. {key}: [...]"
             )
-    for key in ("relearn", "curves"):
+    for key in ("relearn", "curves", "probe"):
         if key in data and not isinstance(data[key], bool):
             raise RunError(
                 "bad-sweep-file", f"{path}: '{key}' must be true or false", f"e.g. {key}: true"
@@ -152,6 +155,7 @@ def read_sweep_file(path: str | Path) -> SweepFile:
         unlearn_seeds=tuple(data.get("unlearn_seeds", [])),
         relearn=bool(data.get("relearn", False)),
         curves=bool(data.get("curves", False)),
+        probe=bool(data.get("probe", False)),
         set=tuple(data.get("set", [])),
     )
 

@@ -43,3 +43,15 @@ def test_every_metric_that_evaluate_reports_is_in_the_catalogue(digits_class0):
     known = {m.key for m in C.CATALOGUE}
     assert set(reported) <= known, set(reported) - known
     assert {m.key for m in C.OFFICIAL} <= set(reported)
+
+
+def test_every_catalogue_entry_has_a_formula_and_is_on_the_metrics_pages():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    pages = "".join((docs / name).read_text() for name in ("sweeps.md", "evaluation.md"))
+    for m in C.CATALOGUE:
+        assert m.formula and m.source, f"{m.key} needs its formula and source"
+        assert m.kind in ("scalar", "per-class", "matrix", "comparison")
+    missing = [m.key for m in C.CATALOGUE if f"`{m.key}`" not in pages]
+    assert not missing, f"metrics not documented in docs/sweeps.md or docs/evaluation.md: {missing}"
