@@ -366,6 +366,8 @@ def part_camu(suite: Suite) -> dict[str, Any]:
         "configs": {},
     }
     for name, options in CONFIGS.items():
+        if suite.args.configs and name not in suite.args.configs:
+            continue
         if suite.smoke and options.get("compile"):
             report["configs"][name] = {"skipped": "compiling takes tens of seconds on a CPU"}
             continue
@@ -511,7 +513,7 @@ def part_cifar(suite: Suite) -> dict[str, Any]:
     }
     # Seconds per training step of the recipe (batch 32, Adam), warm, to size the epochs.
     base = Recipe()
-    probe_steps, warm_up = (2, 1) if suite.smoke else (40, 5)
+    probe_steps, warm_up = (2, 1) if suite.smoke else (args.probe_steps, 5)
     net = build_model(model_name, data.num_classes, data.input_shape, seed=0).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=base.lr, weight_decay=base.weight_decay)
     x = data.train_x[: base.batch_size].to(device)
@@ -778,6 +780,14 @@ def _parts(text: str) -> list[str]:
     return [p for p in PARTS if p in names]
 
 
+def _configs(text: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [n for n in names if n not in CONFIGS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"configurations are {', '.join(CONFIGS)}; got {text!r}")
+    return names
+
+
 def _ks(text: str) -> list[int]:
     try:
         values = [int(k) for k in text.split(",") if k.strip()]
@@ -816,6 +826,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--original", help="state dict of the MNIST CNN original (else trained)")
     parser.add_argument("--cache-dir", help="dataset cache (else $CAUSALUNLEARN_CACHE)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per part-1 configuration")
+    parser.add_argument(
+        "--configs",
+        type=_configs,
+        help=f"part 1's configurations, comma-separated (default all: {', '.join(CONFIGS)})",
+    )
     parser.add_argument("--k", type=_ks, default=[1, 4, 16], help="part 2's K values")
     parser.add_argument(
         "--budget-s", type=float, default=240.0, help="seconds for part 3 (data loading included)"
@@ -834,6 +849,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="part 3: seconds kept per seed for unlearning and scoring",
     )
     parser.add_argument("--max-seeds", type=int, default=3, help="part 3: at most this many seeds")
+    parser.add_argument(
+        "--probe-steps", type=int, default=40, help="part 3: timed training steps that size it"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument(
         "--utilisation-command", help="command printing GPU utilisation (default: nvidia-smi ...)"
