@@ -278,6 +278,7 @@ def compare_command(args: argparse.Namespace) -> int:
     datasets = args.dataset or file.datasets or F.DEFAULT_DATASETS
     scenarios = args.scenario or file.scenarios or F.DEFAULT_SCENARIOS
     seeds = F.seed_fields(file, **_seed_flags(args))
+    args.probe = args.probe or file.probe
     settings = sweep_settings(args, seeds, args.relearn or file.relearn, args.curves or file.curves)
     out = args.out or F.DEFAULT_COMPARE_FOLDER
     return _run(entries, datasets, scenarios, settings, out, args)

@@ -75,6 +75,9 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     from causalunlearn.cli.sweep import add_backend_arguments
 
     add_backend_arguments(parser)
+    # A tuning scores candidates by the average gap: the opt-in evaluations of run and compare
+    # (add_evaluation_arguments) stay off, and sweep_settings reads them from here.
+    parser.set_defaults(probe=False, oracles=1, lira_shadows=0, lira_epochs=None)
 
 
 def tune_command(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ from causalunlearn.plugins import imported_plugins
 from causalunlearn.studies.backends import Backend, parse_backend
 from causalunlearn.studies.backends.plan import Plan, SweepProgress, run_plan
 from causalunlearn.studies.backends.tasks import CellSpec, ContextKey, Job
+from causalunlearn.studies.comparison import ROLE_LABELS, comparison_markdown, sweep_comparisons
 from causalunlearn.studies.entries import (
     Entry,
 )
@@ -325,7 +326,10 @@ class Sweep:
         if self.plots:
             summary["plots"] = self.draw(summary)
         write_json(self.out / "summary.json", summary)
-        atomic_write(self.out / "summary.md", summary_markdown(summary))
+        atomic_write(
+            self.out / "summary.md",
+            summary_markdown(summary) + "\n" + comparison_markdown(summary),
+        )
         return summary
 
     def draw(self, summary: dict[str, Any]) -> list[str]:
@@ -356,6 +360,19 @@ class Sweep:
                         self.out / "plots" / f"ablation-{stem}.png",
                     )
                 )
+            per_class = table.get("per_class") or {}
+            if per_class:  # the test confusion matrices, summed over seeds
+                paths.append(
+                    plots.confusion_matrices(
+                        {
+                            ROLE_LABELS.get(k, k): v["test"]["confusion"]
+                            for k, v in per_class.items()
+                        },
+                        f"Test confusion matrices, {table['dataset']}, {table['scenario']}"
+                        " (summed over seeds)",
+                        self.out / "plots" / f"confusion-{stem}.png",
+                    )
+                )
             written += [str(p.relative_to(self.out)) for p in paths if p is not None]
         return written
 
@@ -383,6 +400,9 @@ class Sweep:
                 variance[role] = seed_variance(
                     [(models, m[role]) for models, m, _ in refs], ("train", "split")
                 )
+        if any("random_init" in m for _, m, _ in refs):  # the probe's floor (--probe)
+            rows["random_init"] = _stats([m.get("random_init", {}) for _, m, _ in refs], None)
+            rows["random_init"]["seeds"] = rows["original"]["seeds"]
         for entry in self.entries:
             cells, failed = [], []
             for seeds in cell_seeds:
@@ -426,4 +446,5 @@ class Sweep:
         }
         if nested:  # paired seeds cannot be told apart: no decomposition (docs/sweeps.md)
             table["variance"] = variance
+        table.update(sweep_comparisons(self, dataset, scenario, methods))  # per-class, paired
         return table

@@ -118,3 +118,45 @@ def test_bad_input_is_a_coded_error(a, b, kwargs, code):
     with pytest.raises(CausalUnlearnError) as err:
         paired_bootstrap(a, b, **kwargs)
     assert err.value.code == code
+
+
+# compare shows it: each method against camu, on the rows the cells saved --------------------------
+def test_compare_summary_pairs_each_method_with_camu(tmp_path):
+    import json
+    from pathlib import Path
+
+    from causalunlearn.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    methods = [
+        str(root / "graphs" / "baselines" / "finetune.yaml"),
+        str(root / "graphs" / "camu.yaml"),
+    ]
+    args = ["compare", *methods, "--dataset", "digits", "--seeds", "0,1", "--epochs-original", "2"]
+    args += ["--threads", "1", "--no-progress", "--no-plots", "--cache-dir", str(tmp_path / "c")]
+    assert main([*args, "--out", str(tmp_path / "sweep")]) == 0
+    summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    paired = summary["tables"][0]["paired"]
+    assert paired["reference"] == "camu"  # camu, though it is not the first method
+    result = paired["methods"]["finetune"]
+    assert result["seeds"] == ["seed0", "seed1"]
+    runs = tmp_path / "sweep" / "runs"
+    for key in ("forget_acc", "retain_acc", "test_acc"):
+        # The point estimate is the mean over seeds of the cells' own accuracy difference.
+        cells = {
+            label: [
+                json.loads((runs / label / "digits" / "class-0" / f"seed{s}.json").read_text())
+                for s in (0, 1)
+            ]
+            for label in ("finetune", "camu")
+        }
+        gaps = [f["metrics"][key] - c["metrics"][key] for f, c in zip(*cells.values(), strict=True)]
+        assert result[key]["mean"] == pytest.approx(np.mean(gaps), abs=1e-9)
+        assert result[key]["low"] <= result[key]["mean"] <= result[key]["high"]
+    # The rows: read back from the saved outputs with numpy alone, the test rows' correctness.
+    with np.load(runs / "finetune" / "digits" / "class-0" / "seed0.outputs.npz") as saved:
+        right = saved["unlearned.test"].argmax(1) == saved["test_y"]
+    assert result["test_acc"]["rows"] == [len(right), len(right)]
+    text = (tmp_path / "sweep" / "summary.md").read_text()
+    assert "### digits, class:0: paired comparison with camu" in text
+    assert any(line.startswith("| finetune | ") and "[" in line for line in text.splitlines())

@@ -129,3 +129,34 @@ def test_a_model_without_the_layer_is_a_coded_error(digits_class0):
     with pytest.raises(CausalUnlearnError) as err:
         representation_probe(net, data, split)
     assert err.value.code == "missing-representation-layer"
+
+
+# run and compare report it, with the random-init floor -----------------------------------------
+def test_run_and_compare_report_the_probe_and_its_floor(tmp_path):
+    import json
+    from pathlib import Path
+
+    from causalunlearn.cli import main
+    from causalunlearn.data import load_dataset
+
+    head_zero = str(Path(__file__).resolve().parents[2] / "graphs" / "baselines" / "head-zero.yaml")
+    common = ["--dataset", "digits", "--epochs-original", "2", "--threads", "1", "--no-progress"]
+    common += ["--cache-dir", str(tmp_path / "cache"), "--probe"]
+    assert main(["run", head_zero, *common, "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "manifest.json").read_text())["per_seed"][0]["metrics"]
+    data = load_dataset("digits")
+    split = make_split(data.train_y, "class:0", 0, data.num_classes)
+    # The floor: the same probe of the untrained network, computed here directly.
+    assert metrics["random_init"] == {"probe_acc": random_init_probe("mlp", data, split).accuracy}
+    # head-zero leaves the representation as it is: the probe reads it as from the original.
+    assert metrics["unlearned"]["probe_acc"] == metrics["original"]["probe_acc"]
+    assert 0 <= metrics["oracle"]["probe_acc"] <= 100
+    table = (tmp_path / "run" / "results.md").read_text()
+    assert "| retrain oracle | random-init network |" in table
+    assert "| Probe acc, representation" in table
+    sweep = tmp_path / "sweep"
+    assert main(["compare", head_zero, *common, "--seeds", "0", "--out", str(sweep)]) == 0
+    rows = json.loads((sweep / "summary.json").read_text())["tables"][0]["rows"]
+    assert rows["random_init"]["probe_acc"]["mean"] == metrics["random_init"]["probe_acc"]
+    assert rows["head-zero"]["probe_acc"]["mean"] == metrics["unlearned"]["probe_acc"]
+    assert "| random-init network (probe floor) |" in (sweep / "summary.md").read_text()

@@ -45,7 +45,12 @@ from causalunlearn.errors import CausalUnlearnError, RunError
 from causalunlearn.methods.dispatch import trains
 from causalunlearn.numerics import applied, current, limit_threads
 from causalunlearn.plugins import import_again
-from causalunlearn.studies.cell import CellInputs, oracle_forget_logits, run_cell
+from causalunlearn.studies.cell import (
+    CellInputs,
+    oracle_forget_logits,
+    run_cell,
+    score_random_init,
+)
 from causalunlearn.studies.entries import Entry
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.oracles import extra_oracles, oracle_z_rows
@@ -314,6 +319,17 @@ def reference_task(
             reference["extra"][which] = extra
             reference["models"].setdefault(which, dict(info))["metrics_cached"] = cached
             original_forget = reference["metrics"]["original"]["forget_acc"]
+        if s.probe:  # the probe's floor: a random-init network of the same architecture
+            reference["metrics"]["random_init"], reference["extra"]["random_init"] = (
+                score_random_init(
+                    loaded.data,
+                    loaded.split,
+                    ctx.train_seed,
+                    s,
+                    device=device,
+                    model_name=loaded.model_name,
+                )
+            )
         # Arrays, not JSON: the driver writes them beside the reference file and records them.
         reference["_outputs"] = outputs_payload(
             loaded.logits,
