@@ -6,8 +6,9 @@ Two concepts that decide how fast (and, for flush-to-zero, how exactly) the CPU 
   subnormal floats, which trained weights produce and which x86 CPUs handle through a slow
   microcode path, become zero) and the ``channels_last`` memory format for convolutional
   models (inference and training loops). Both are off by default: flush-to-zero changes
-  results (slightly), and is switched on by default only once it is shown to keep accuracies
-  and MIAs within tolerance on real data (docs/performance.md, "CPU numerics and threads").
+  results (random 10 % MNIST removal: one MIA by 1.15 points, over the ±1 point it was allowed)
+  and brings nothing on CPUs without a subnormal penalty (AMD EPYC; docs/performance.md, "CPU
+  numerics and threads").
 - threads: ``threads=None`` is *auto*, ``min(available cores, torch's thread count)``;
   :func:`limit_threads` bounds torch's intra-op pool *and* the OpenMP/BLAS pools of
   scikit-learn (the attackers) through ``threadpoolctl``; :func:`threads_for` divides the
