@@ -136,6 +136,17 @@ def _run_klom(per_seed: list[dict[str, Any]], data, settings) -> dict[str, Any] 
     return None if klom is None else {**klom, "seeds": list(settings.seeds)}
 
 
+def per_class_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per role: each class's accuracy over seeds and the test confusion matrices summed
+    (:func:`~causalunlearn.studies.comparison.per_class_stats` of the seeds' ``per_class``)."""
+    out = {}
+    for role in ROLES:
+        stats = per_class_stats([p.get("per_class", {}).get(role) for p in per_seed])
+        if stats:
+            out[role] = stats
+    return out
+
+
 def _fmt(stat: dict[str, float] | None, digits: int = 2) -> str:
     if stat is None or math.isnan(stat["mean"]):
         return "–"
@@ -254,11 +265,7 @@ def run_experiment(
         if klom is not None:
             manifest["oracle_distribution"] = klom
         manifest["summary"] = summarise(per_seed, klom)
-        manifest["per_class"] = {
-            role: stats
-            for role in ROLES
-            if (stats := per_class_stats([p.get("per_class", {}).get(role) for p in per_seed]))
-        }
+        manifest["per_class"] = per_class_summary(per_seed)
         if staging is not None:
             write_json(staging / "manifest.json", manifest)
             atomic_write(staging / "results.md", markdown_table(manifest))

@@ -6,9 +6,12 @@ What is recomputed (:data:`FROM_OUTPUTS`): every metric of
 membership attacks), the activation distance to the oracle, the average gap and ToW, and, when
 the outputs hold what they need, ``oracle_margin_z`` (the oracles' forget outputs,
 ``--oracles K``), ``lira_auc`` / ``lira_tpr_1fpr`` (the shadows' statistics, ``--lira-shadows``)
-and a run's ``oracle_klom``. What is **kept as it was** (:data:`NOT_FROM_OUTPUTS`): the relearn
-time and the relearning curves (they fine-tune the model), the wall times, and anything else a
-newer version added that this one does not compute.
+and a run's ``oracle_klom``; and every model's per-class report (``per_class``: confusion
+matrices and per-class accuracy, :mod:`causalunlearn.metrics.per_class`). What is **kept as it
+was** (:data:`NOT_FROM_OUTPUTS`): the relearn time and the relearning curves (they fine-tune the
+model), the representation probe (``probe_acc``: it reads the model's features, not its
+outputs), the wall times, and anything else a newer version added that this one does not
+compute.
 
 Everything is computed first and written only at the end, each file atomically, manifest and
 cells before the tables made from them: a rescore that fails leaves every old number in place.
@@ -58,7 +61,7 @@ FROM_OUTPUTS = (
     "lira_tpr_1fpr",
 )
 #: Metrics that need the model itself (fine-tuning) or were measured while it ran: kept.
-NOT_FROM_OUTPUTS = ("relearn_steps", "unlearn_seconds", "relearning_curve")
+NOT_FROM_OUTPUTS = ("relearn_steps", "unlearn_seconds", "relearning_curve", "probe_acc")
 
 
 @dataclass
@@ -123,6 +126,23 @@ def model_scores(
     return scores
 
 
+def _per_class(outs: Outputs, role: str) -> dict[str, Any]:
+    """The per-class report of ``role`` from its saved outputs
+    (:func:`~causalunlearn.metrics.per_class.per_class_report`)."""
+    from causalunlearn.metrics.per_class import per_class_report
+
+    logits = outs.logits[role]
+    return per_class_report(
+        logits["train"],
+        outs.train_y,
+        outs.split.forget,
+        outs.split.retain,
+        logits["test"],
+        outs.test_y,
+        int(logits["train"].shape[1]),
+    )
+
+
 def _merge(
     old: dict[str, Any], new: dict[str, float], where: str, role: str, report: RescoreReport
 ) -> dict[str, Any]:
@@ -165,7 +185,7 @@ def _stamp(report: RescoreReport, where: str) -> dict[str, Any]:
 
 def rescore_run(folder: Path, report: RescoreReport) -> None:
     """Rescore a run folder (``manifest.json``, ``outputs-seed<S>.npz``)."""
-    from causalunlearn.studies.experiment import markdown_table, summarise
+    from causalunlearn.studies.experiment import markdown_table, per_class_summary, summarise
     from causalunlearn.studies.oracles import run_klom
 
     manifest = read_record(folder / "manifest.json", RunManifest)
@@ -190,6 +210,7 @@ def rescore_run(folder: Path, report: RescoreReport) -> None:
             new["unlearned"].update(_gaps(new["unlearned"], new.get("oracle")))
         for role, scores in new.items():
             metrics[role] = _merge(metrics[role], scores, f"seed {seed}", role, report)
+        entry["per_class"] = {role: _per_class(outs, role) for role in new}
         forget = torch.as_tensor(outs.split.forget.copy())
         oracles = []
         if "oracle" in outs.logits:
@@ -219,6 +240,7 @@ def rescore_run(folder: Path, report: RescoreReport) -> None:
             report.changed.append(("run", "unlearned", "oracle_klom", old, klom["value"]))
         manifest["oracle_distribution"] = klom
     manifest["summary"] = summarise(manifest["per_seed"], klom)
+    manifest["per_class"] = per_class_summary(manifest["per_seed"])
     manifest["rescored"] = {
         "at": time.time(),
         "versions": versions(),
@@ -281,6 +303,8 @@ def rescore_sweep(folder: Path, report: RescoreReport) -> None:
                 ref["metrics"][role] = _merge(
                     ref["metrics"][role], scores, str(ref_path), role, report
                 )
+                extra = ref.setdefault("extra", {}).setdefault(role, {})
+                extra["per_class"] = _per_class(ref_outs, role)
             references[ref_path] = (ref, ref_outs)
         ref, ref_outs = references[ref_path]
         outs = load_outputs(beside(path), split_digest=cell["split"]["digest"])
@@ -289,6 +313,7 @@ def rescore_sweep(folder: Path, report: RescoreReport) -> None:
         )
         scores.update(_gaps(scores, ref["metrics"].get("oracle")))
         cell["metrics"] = _merge(cell["metrics"], scores, str(path), "unlearned", report)
+        cell.setdefault("extra", {})["per_class"] = _per_class(outs, "unlearned")
         cells.append((path, cell))
     # Everything computed: now write (cells and references first, the summary from them last).
     for path, cell in cells:
@@ -303,6 +328,7 @@ def rescore_sweep(folder: Path, report: RescoreReport) -> None:
 def _write_summary(folder: Path, describe: dict[str, Any]) -> None:
     """``summary.json`` / ``summary.md`` from the rescored cells (the plots are left as they
     were: redraw them with ``compare ... --summary-only``)."""
+    from causalunlearn.studies.comparison import comparison_markdown
     from causalunlearn.studies.entries import Entry
     from causalunlearn.studies.settings import StudySettings
     from causalunlearn.studies.summary import summary_markdown
@@ -335,7 +361,9 @@ def _write_summary(folder: Path, describe: dict[str, Any]) -> None:
     if old.get("plots"):
         summary["plots"] = old["plots"]
     write_json(old_path, summary)
-    atomic_write(folder / "summary.md", summary_markdown(summary))
+    atomic_write(
+        folder / "summary.md", summary_markdown(summary) + "\n" + comparison_markdown(summary)
+    )
 
 
 def rescore(path: str | Path) -> RescoreReport:

@@ -144,3 +144,24 @@ def test_a_sweep_summary_has_per_class_rows_and_a_confusion_figure(tmp_path):
     text = (tmp_path / "sweep" / "summary.md").read_text()
     assert "### digits, class:0: per-class test accuracy" in text
     assert (tmp_path / "sweep" / "plots" / "confusion-digits-class-0.png").is_file()
+
+
+def test_rescore_recomputes_the_per_class_reports_from_the_saved_outputs(digits_run, tmp_path):
+    import shutil
+
+    from causalunlearn.studies.rescore import rescore
+
+    out, manifest = digits_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    stripped = json.loads((copy / "manifest.json").read_text())
+    for entry in stripped["per_seed"]:
+        del entry["per_class"]  # as a run made before per-class reports existed
+    del stripped["per_class"]
+    (copy / "manifest.json").write_text(json.dumps(stripped))
+    rescore(copy)
+    again = json.loads((copy / "manifest.json").read_text())
+    for old, new in zip(manifest["per_seed"], again["per_seed"], strict=True):
+        assert new["per_class"] == old["per_class"]
+    assert again["per_class"] == manifest["per_class"]
+    assert "**Per-class test accuracy**" in (copy / "results.md").read_text()
