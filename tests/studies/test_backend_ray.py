@@ -139,11 +139,25 @@ def test_a_worker_killed_in_the_middle_of_a_cell_is_retried(ray_instance, local_
 
     killer = threading.Thread(target=kill_the_first_cell)
     killer.start()
-    try:
-        sweep(tmp_path / "out", tmp_path / "cache", Backend("ray", workers=2)).run()
+    try:  # the local run's models: this sweep runs only the cells
+        sweep(tmp_path / "out", local_run / "cache", Backend("ray", workers=2)).run()
     finally:
         stop.set()
         killer.join()
     assert killed, "no cell was seen running"
     assert numbers(tmp_path / "out") == numbers(local_run / "out")
     assert killed[0] not in {c["worker"]["pid"] for c in cells(tmp_path / "out").values()}
+
+
+def test_the_python_example_of_the_scaling_page_runs(ray_instance, tmp_path, monkeypatch):
+    import re
+
+    monkeypatch.setenv("CAUSALUNLEARN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    text = (ROOT / "docs" / "scaling.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    namespace: dict = {}
+    exec(compile(block, "docs/scaling.md", "exec"), namespace)  # noqa: S102 - our own docs
+    rows = namespace["summary"]["tables"][0]["rows"]
+    assert set(rows) == {"original", "oracle", "finetune"}
+    assert len(list((tmp_path / "runs" / "compare-ray" / "runs").rglob("seed*.json"))) == 2
