@@ -1,12 +1,13 @@
 """The GPU suite (issue 17): CaMU's GPU paths measured on one machine, in one short command.
 
 Not a test (its ``--smoke`` mode is: ``tests/test_gpu_suite.py``). Three parts run in this
-order; the JSON report (and a Markdown summary beside it) is written atomically after each, so
-a run stopped by a time limit still brings back every part that finished:
+order; the JSON report (and a Markdown summary beside it) is written atomically after each,
+and after each configuration, K and seed inside a part (marked ``partial``), so a run stopped by
+a time limit still brings back everything that finished:
 
 1. ``camu`` — CaMU, MNIST class-0 removal (``graphs/camu.yaml``, preset ``mnist-class``, seed
-   0): the reference executor in eager fp32 against the fast executor in eager fp32, with
-   ``compile``, with ``cuda_graphs``, with bf16 autocast, and with ``cuda_graphs`` + bf16. Per
+   0): the reference executor in eager fp32 against the fast executor in eager fp32, with bf16
+   autocast, with ``compile``, with ``cuda_graphs``, and with ``cuda_graphs`` + bf16. Per
    configuration: the unlearning loop's wall time (cold: the first run, compilation included;
    warm: the fastest of ``--repeats``), steps/s, GPU utilisation sampled during the loop
    (``nvidia-smi``), the mean of every logged term and the final metrics. Checks: every
@@ -78,9 +79,9 @@ NVIDIA_SMI = ("nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheade
 CONFIGS: dict[str, dict[str, Any]] = {
     "reference-eager-fp32": {"executor": "reference"},
     "fast-eager-fp32": {"executor": "fast"},
+    "fast-eager-bf16": {"executor": "fast", "amp": "bf16"},
     "fast-compile-fp32": {"executor": "fast", "compile": True},
     "fast-cuda-graphs-fp32": {"executor": "fast", "cuda_graphs": True},
-    "fast-eager-bf16": {"executor": "fast", "amp": "bf16"},
     "fast-cuda-graphs-bf16": {"executor": "fast", "cuda_graphs": True, "amp": "bf16"},
 }
 #: What every configuration is compared with.
@@ -293,6 +294,16 @@ class Suite:
         self.device = torch.device("cpu") if args.smoke else pick_device(args.device)
         self.start = time.perf_counter()
         self._mnist: tuple[TensorData, Any, torch.nn.Module, dict[str, Any]] | None = None
+        self.report: dict[str, Any] | None = None
+        self.out: Path | None = None
+
+    def keep(self, part: str, record: dict[str, Any]) -> None:
+        """Write the report with ``record`` as part ``part`` so far (marked ``partial``): a run
+        cut off inside a part still brings back its finished configurations, Ks and seeds."""
+        if self.report is None or self.out is None:
+            return
+        self.report["parts"][part] = {**record, "partial": True}
+        _write(self.report, self.out, self.elapsed())
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -417,6 +428,7 @@ def part_camu(suite: Suite) -> dict[str, Any]:
                 "traceback": traceback.format_exc()[-4000:],
             }
         report["configs"][name] = record
+        suite.keep("camu", report)
         print(f"[camu] {name}: {_brief(record)}", flush=True)
     configs = report["configs"]
     base = configs.get(BASELINE, {})
@@ -486,6 +498,7 @@ def part_stacked(suite: Suite) -> dict[str, Any]:
             "stacked_utilisation": util.summary(),
         }
         print(f"[stacked] K={k}: {_brief(report['k'][str(k)])}", flush=True)
+        suite.keep("stacked", report)
     return report
 
 
@@ -585,6 +598,7 @@ def part_cifar(suite: Suite) -> dict[str, Any]:
         }
         record["evaluate_s"] = time.perf_counter() - t
         report["seeds"][str(seed)] = record
+        suite.keep("cifar", report)
         print(f"[cifar] seed {seed}: {_brief(record)}", flush=True)
     report["seconds"] = time.perf_counter() - budget_start
     return report
@@ -888,6 +902,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
         "parts": {},
     }
+    suite.report, suite.out = report, out
     for part in args.parts:
         t = time.perf_counter()
         print(f"[suite] part {part} starts at {suite.elapsed():.0f} s", flush=True)

@@ -87,6 +87,7 @@ def test_smoke_runs_every_part_and_writes_the_report(smoke):
     assert list(report["parts"]) == ["camu", "stacked", "cifar"]
     for part, record in report["parts"].items():
         assert "error" not in record, (part, record.get("traceback"))
+        assert "partial" not in record  # each part's final record replaced its partial ones
 
 
 def test_smoke_part_camu_times_compares_and_skips_what_needs_cuda(smoke):
@@ -145,6 +146,20 @@ def test_the_report_is_on_disk_after_each_part_and_a_failing_part_does_not_stop_
     assert report["parts"]["stacked"]["error"] == "RuntimeError: planted"
     assert report["parts"]["cifar"]["ran"] is True  # the part after the failing one ran
     assert json.loads(out.read_text())["parts"]["stacked"]["error"] == "RuntimeError: planted"
+
+
+def test_a_part_in_progress_is_on_disk_marked_partial(suite, tmp_path):
+    state = suite.Suite(suite.build_parser().parse_args(["--smoke"]))
+    state.keep("camu", {"configs": {}})  # no report yet: nothing to write, no error
+    report = {"command": "gpu_suite.py", "device": "cpu", "machine": {}, "parts": {}}
+    state.report, state.out = report, tmp_path / "r.json"
+    record = {"dataset": "mnist", "preset": "mnist-class", "repeats": 2, "configs": {}}
+    record["configs"]["fast-compile-fp32"] = {"options": {}, "skipped": "why"}
+    state.keep("camu", record)
+    on_disk = json.loads((tmp_path / "r.json").read_text())
+    assert on_disk["parts"]["camu"]["partial"] is True
+    assert on_disk["parts"]["camu"]["configs"]["fast-compile-fp32"]["skipped"] == "why"
+    assert "| fast-compile-fp32 | — |" in (tmp_path / "r.md").read_text()
 
 
 def test_utilisation_sampler_reads_a_command_and_survives_a_missing_one(suite):
