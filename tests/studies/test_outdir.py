@@ -400,14 +400,15 @@ def test_two_processes_needing_one_model_train_it_once(tmp_path):
 
 
 def _no_computing(monkeypatch):
+    import causalunlearn.studies.backends.tasks as tasks
     import causalunlearn.studies.experiment as experiment
-    import causalunlearn.studies.sweep as sweep
 
     def boom(*args, **kwargs):
         raise AssertionError("computing started before the output folder was checked")
 
     monkeypatch.setattr(experiment, "load_dataset", boom)
-    monkeypatch.setattr(sweep, "load_dataset", boom)
+    # a sweep's tasks load datasets through a per-process cache: the cache must not answer
+    monkeypatch.setattr(tasks, "dataset", boom)
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
