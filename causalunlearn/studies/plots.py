@@ -21,13 +21,38 @@ from causalunlearn.metrics.gaps import mean_std
 ABLATION_LABELS = tuple((m.key, m.short) for m in ABLATION_GAPS)
 
 
-def _pyplot():
-    import matplotlib
+class _Figures:
+    """The few ``pyplot`` calls the figures use, without ``pyplot``: figures are plain
+    :class:`matplotlib.figure.Figure` objects saved to PNG, so drawing them neither switches the
+    process's backend (``matplotlib.use("Agg")`` turned off a notebook's inline plots) nor
+    shows them in a notebook."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(*args, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(*args, **kwargs)
+
+    @staticmethod
+    def close(fig) -> None:
+        """Nothing to release: no pyplot figure manager holds these figures."""
+
+    @staticmethod
+    def get_cmap(name: str):
+        import matplotlib
+
+        return matplotlib.colormaps[name]
+
+    @staticmethod
+    def imread(*args, **kwargs):
+        import matplotlib.image
+
+        return matplotlib.image.imread(*args, **kwargs)
+
+
+def _pyplot() -> _Figures:
+    return _Figures()
 
 
 def _save(fig, path: str | Path) -> Path:
