@@ -279,6 +279,8 @@ def compare_command(args: argparse.Namespace) -> int:
     scenarios = args.scenario or file.scenarios or F.DEFAULT_SCENARIOS
     seeds = F.seed_fields(file, **_seed_flags(args))
     args.probe = args.probe or file.probe
+    if args.oracles == 1:  # the flag's default: the file's count, if it gives one
+        args.oracles = file.oracles
     settings = sweep_settings(args, seeds, args.relearn or file.relearn, args.curves or file.curves)
     out = args.out or F.DEFAULT_COMPARE_FOLDER
     return _run(entries, datasets, scenarios, settings, out, args)

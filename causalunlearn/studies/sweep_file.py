@@ -12,6 +12,7 @@ A sweep file (YAML, read safely; unknown fields are errors) says what the flags 
     relearn: true                   # optional: relearn time
     curves: true                    # optional: relearning curves
     probe: true                     # optional: representation probe
+    oracles: 3                      # optional: oracles per split (compare --oracles K)
     set:                            # optional: overrides, as compare --set
       - schedule.epochs=3           # every method that has the path
       - scrub:stages.max.lr=1e-4    # one method, by its label in the sweep
@@ -56,6 +57,7 @@ FIELDS = (
     "relearn",
     "curves",
     "probe",
+    "oracles",
     "set",
 )
 #: What a sweep runs when neither the flags nor the file say.
@@ -81,6 +83,7 @@ class SweepFile:
     relearn: bool = False
     curves: bool = False
     probe: bool = False
+    oracles: int = 1
     set: tuple[str, ...] = ()  # named as the file names it
 
 
@@ -125,6 +128,13 @@ def read_sweep_file(path: str | Path) -> SweepFile:
             raise RunError(
                 "bad-sweep-file", f"{path}: '{key}' must be true or false", f"e.g. {key}: true"
             )
+    oracles = data.get("oracles", 1)
+    if isinstance(oracles, bool) or not isinstance(oracles, int) or oracles < 1:
+        raise RunError(
+            "bad-sweep-file",
+            f"{path}: 'oracles' is a whole number of oracles per split, at least 1",
+            "e.g. oracles: 3",
+        )
     if not all(isinstance(item, str) for item in data.get("set", [])):
         raise RunError(
             "bad-sweep-file",
@@ -156,6 +166,7 @@ def read_sweep_file(path: str | Path) -> SweepFile:
         relearn=bool(data.get("relearn", False)),
         curves=bool(data.get("curves", False)),
         probe=bool(data.get("probe", False)),
+        oracles=oracles,
         set=tuple(data.get("set", [])),
     )
 

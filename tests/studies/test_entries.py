@@ -157,3 +157,24 @@ def test_sweep_file_set_list(tmp_path: Path):
     with pytest.raises(RunError) as err:
         read_sweep_file(file)
     assert err.value.code == "bad-sweep-file" and "PATH=VALUE" in str(err.value)
+
+
+def test_sweep_file_oracles_reach_the_settings(tmp_path: Path, monkeypatch):
+    import causalunlearn.cli.sweep as cli_sweep
+    from causalunlearn.cli import main
+
+    file = tmp_path / "sweep.yaml"
+    file.write_text("methods: [camu]\noracles: 3\n")
+    assert read_sweep_file(file).oracles == 3
+    seen = []
+    monkeypatch.setattr(cli_sweep, "_run", lambda *a: seen.append(a[3].oracles) or 0)
+    assert main(["compare", "--sweep", str(file), "--threads", "1"]) == 0
+    assert main(["compare", "--sweep", str(file), "--oracles", "5", "--threads", "1"]) == 0
+    file.write_text("methods: [camu]\n")
+    assert main(["compare", "--sweep", str(file), "--threads", "1"]) == 0
+    assert seen == [3, 5, 1]  # the file's count, the flag over it, the default
+    for bad in ("0", "true", "'3'", "2.5"):
+        file.write_text(f"methods: [camu]\noracles: {bad}\n")
+        with pytest.raises(RunError) as err:
+            read_sweep_file(file)
+        assert err.value.code == "bad-sweep-file" and "'oracles'" in str(err.value), bad
