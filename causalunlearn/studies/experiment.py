@@ -40,7 +40,6 @@ from causalunlearn.studies.cell import (
     oracle_forget_logits,
     oracle_z_of,
     run_cell,
-    score_model,
     score_random_init,
 )
 from causalunlearn.studies.comparison import ROLE_LABELS, per_class_markdown, per_class_stats
@@ -296,33 +295,26 @@ def _reference_scores(
     original_forget,
     kept: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """:func:`score_model` of an original or oracle, cached beside it when it comes from the
-    model cache (``info``; a brought checkpoint, ``info=None``, is scored every time). When it is
-    scored, its outputs are left in ``kept`` (``score_model``'s ``keep_logits``)."""
+    """:func:`~causalunlearn.studies.references.reference_scores` of an original or oracle (the
+    sweeps' function and cache key): cached beside it when it comes from the model cache
+    (``info``, which records whether they were read; a brought checkpoint, ``info=None``, is
+    scored every time). When it is scored, its outputs are left in ``kept``."""
+    from causalunlearn.studies.references import reference_scores
 
-    def compute() -> tuple[dict[str, float], dict[str, Any]]:
-        return score_model(
-            net,
-            data,
-            split,
-            seed,
-            settings,
-            device=device,
-            original_forget_acc=original_forget,
-            keep_logits=kept,
-        )
-
-    if info is None:
-        return compute()[0]
-    key = {
-        "split": split.digest(),
-        "seed": seed,
-        "settings": settings.key(),
-        # the relearn threshold is a fraction of the original's forget accuracy
-        "original_forget_acc": original_forget if settings.relearn else None,
-        "numerics": current().key(),
-    }
-    scores, _, info["metrics_cached"] = cache.metrics(info["path"], key, compute)
+    scores, _, cached = reference_scores(
+        net,
+        None if info is None else info["path"],
+        cache,
+        data,
+        split,
+        seed,
+        settings,
+        device=device,
+        original_forget=original_forget,
+        kept=kept,
+    )
+    if info is not None:
+        info["metrics_cached"] = cached
     return scores
 
 

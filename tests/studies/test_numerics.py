@@ -15,7 +15,6 @@ from causalunlearn.errors import RunError
 from causalunlearn.methods import load_any
 from causalunlearn.recipes import Recipe
 from causalunlearn.studies import cell as cell_module
-from causalunlearn.studies import experiment as experiment_module
 from causalunlearn.studies.experiment import RunSettings, run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,8 +132,9 @@ def test_a_second_run_scores_only_the_unlearned_model(tmp_path, monkeypatch):
         calls.append(net)
         return score_model(net, *args, **kwargs)
 
-    monkeypatch.setattr(cell_module, "score_model", counting)
-    monkeypatch.setattr(experiment_module, "score_model", counting)
+    monkeypatch.setattr(cell_module, "score_model", counting)  # the unlearned model's
+    # the original's and oracle's (the same function and cache key as a sweep's)
+    monkeypatch.setattr("causalunlearn.studies.references.score_model", counting)
     graph = load_any(CAMU, preset="digits-class")
     first = run_experiment(graph, _settings(tmp_path))
     assert len(calls) == 3  # original, oracle, unlearned
