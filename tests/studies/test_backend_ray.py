@@ -61,9 +61,10 @@ def numbers(out: Path) -> dict:
         metrics.pop("unlearn_seconds")
         per_cell[name] = metrics
     tables = json.loads((out / "summary.json").read_text())["tables"]
-    for table in tables:
+    for table in tables:  # wall times differ between any two runs (best marks included)
         for row in table["rows"].values():
             row.pop("unlearn_seconds", None)
+        table.get("best", {}).pop("unlearn_seconds", None)
     return {"cells": per_cell, "tables": tables}
 
 
