@@ -16,9 +16,7 @@ from causalunlearn.models.zoo import (
     CNN,
     MLP,
     MODELS,
-    CifarResNet18,
     ModelFactory,
-    ResNet18At224,
     build_model,
     load_state,
     register_model,
@@ -45,3 +43,12 @@ __all__ = [
     "resolve_layer_path",
     "save_state",
 ]
+
+
+def __getattr__(name: str):
+    """The torchvision ResNet-18 classes, imported on first use (torchvision is slow to import)."""
+    if name in ("CifarResNet18", "ResNet18At224"):
+        from causalunlearn.models import resnet_tv
+
+        return getattr(resnet_tv, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
