@@ -47,7 +47,11 @@ from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.oracles import extra_oracles, run_klom
 from causalunlearn.studies.oracles import forget_logits as oracles_forget_logits
 from causalunlearn.studies.outdir import run_folder
-from causalunlearn.studies.outputs import outputs_name, predicted, save_outputs
+from causalunlearn.studies.outputs import (
+    outputs_name,
+    reference_outputs,
+    save_outputs,
+)
 from causalunlearn.studies.records import MANIFEST_FORMAT, RunManifest, versions
 from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.tracking import tracked
@@ -420,9 +424,18 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
         None,
         kept_o,
     )
-    # Per-example outputs (studies/outputs.py): the scoring pass's logits, or one pass when the
-    # scores came from the model cache.
-    logits = {"original": predicted(original, data, device, kept_o)}
+    # Per-example outputs (studies/outputs.py): the scoring pass's logits, else those stored
+    # beside the cached model, else one pass (each stored beside the cached model for next time).
+    logits = {
+        "original": reference_outputs(
+            original,
+            data,
+            device,
+            kept_o,
+            cache=cache,
+            model_path=None if brought else info_o["path"],
+        )
+    }
     info_r, oracle, oracle_metrics, forget_logits = None, None, None, None
     if settings.oracle:
         oracle, info_r = cached("oracle")
@@ -440,7 +453,9 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
             kept,
         )
         forget_logits = oracle_forget_logits(oracle, data, split, device, kept)
-        logits["oracle"] = predicted(oracle, data, device, kept)
+        logits["oracle"] = reference_outputs(
+            oracle, data, device, kept, cache=cache, model_path=info_r["path"]
+        )
     inputs = CellInputs(
         data, split, original, metrics["original"], oracle, oracle_metrics, forget_logits
     )

@@ -66,6 +66,8 @@ from causalunlearn.recipes import Recipe
 FINGERPRINT_FORMAT = "causalunlearn.model-fingerprint/v1"
 #: Version of the cached-metrics files; bump it when what they hold changes meaning.
 METRICS_FORMAT = "causalunlearn.model-metrics/v1"
+#: Format tag of the outputs (logits) stored beside a cached model.
+OUTPUTS_FORMAT = "causalunlearn.model-outputs/v1"
 #: The code that computes a model's scores: its source is part of the cached metrics' key, so
 #: a fixed metric or attack never serves numbers of the code before the fix.
 METRIC_SOURCES = ("metrics", "studies/cell.py", "studies/settings.py", "data/splits.py")
@@ -297,6 +299,60 @@ class ModelCache:
             save_state(net, path)
             checkpoint.discard()
         return net.eval(), {**info, "cached": False, "seconds": time.perf_counter() - start}
+
+    def outputs(
+        self,
+        model_path: str | Path,
+        data: TensorData,
+        compute: Callable[[], dict[str, torch.Tensor]],
+    ) -> tuple[dict[str, torch.Tensor], bool]:
+        """The logits of a cached model on every training and test row of ``data``, read from
+        beside it (``<model>.outputs-<key>.npz``) or ``compute()``d and stored.
+
+        A run saves every model's per-example outputs; the original's and the oracle's depend
+        only on the model file, the data and the numerics, so a second run reads them instead
+        of predicting 70,000 MNIST rows again (7.9 s of issue 13's target run). The stored
+        document holds the model file's SHA-256, the data's content digests and the numerics:
+        anything else is recomputed (and replaced).
+
+        Returns:
+            ``({"train", "test"}`` CPU float tensors``, cached)``.
+        """
+        import io
+
+        model_path = Path(model_path)
+        key = {
+            "data": data_fingerprint(data),
+            "test_sha256": _sha(_tensor_bytes(data.test_x), _tensor_bytes(data.test_y)),
+            "numerics": current_numerics().key(),
+        }
+        doc = json.dumps(
+            {"format": OUTPUTS_FORMAT, "key": key, "model_sha256": _sha(model_path.read_bytes())},
+            sort_keys=True,
+            default=_plain,
+        )
+        digest = _sha(json.dumps(key, sort_keys=True, default=_plain).encode())[:20]
+        path = model_path.with_name(f"{model_path.stem}.outputs-{digest}.npz")
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    if str(stored["document"]) == doc:
+                        return {
+                            part: torch.from_numpy(stored[part].copy())
+                            for part in ("train", "test")
+                        }, True
+            except (OSError, ValueError, KeyError):
+                _log.warning("cached outputs %s are unreadable; predicting again", path)
+        out = compute()
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            document=np.array(doc),
+            train=out["train"].numpy(),
+            test=out["test"].numpy(),
+        )
+        atomic_write(path, buffer.getvalue())
+        return out, False
 
     def metrics_path(self, model_path: str | Path, key: dict[str, Any]) -> Path:
         """Where the scores of the model at ``model_path`` under ``key`` live (beside it)."""

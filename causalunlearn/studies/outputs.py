@@ -284,3 +284,22 @@ def predicted(net: torch.nn.Module, data: TensorData, device: torch.device, kept
         "train": predict(net, data.train_x, device=device).cpu(),
         "test": predict(net, data.test_x, device=device).cpu(),
     }
+
+
+def reference_outputs(
+    net: torch.nn.Module,
+    data: TensorData,
+    device: torch.device,
+    kept=None,
+    *,
+    cache=None,
+    model_path: str | None = None,
+) -> dict[str, torch.Tensor]:
+    """:func:`predicted` for an original or oracle: from its scoring pass (``kept``), else from
+    beside the cached model (``cache``, ``model_path``: :meth:`ModelCache.outputs
+    <causalunlearn.studies.model_cache.ModelCache.outputs>`), else one prediction pass; a pass's
+    or a scoring pass's outputs are stored beside the cached model for the next run."""
+    if cache is None or model_path is None:
+        return predicted(net, data, device, kept)
+    out, _ = cache.outputs(model_path, data, lambda: predicted(net, data, device, kept))
+    return out

@@ -223,3 +223,36 @@ def test_apply_reaches_the_threads_of_a_pool_that_started_before_it(caplog):
     finally:
         N.apply(N.CpuNumerics())
         torch.set_num_threads(threads)
+
+
+def test_a_second_run_reads_the_reference_models_outputs_from_the_cache(tmp_path, monkeypatch):
+    """The original's and oracle's per-example outputs are stored beside the cached models: a
+    second run predicts only the unlearned model, and saves the same outputs."""
+    import numpy as np
+
+    from causalunlearn.studies import outputs as outputs_module
+
+    graph = load_any(CAMU, preset="digits-class")
+    first = run_experiment(graph, _settings(tmp_path), tmp_path / "one")
+    stored = sorted(p.name for p in (tmp_path / "cache").rglob("*.outputs-*.npz"))
+    assert (
+        len(stored) == 2 and stored[0].startswith("oracle-") and stored[1].startswith("original-")
+    )
+    predicted_nets = []
+    real = outputs_module.predicted
+
+    def counting(net, *args, **kwargs):
+        kept = args[2] if len(args) > 2 else kwargs.get("kept")
+        if not (kept and "train" in kept):
+            predicted_nets.append(net)
+        return real(net, *args, **kwargs)
+
+    monkeypatch.setattr(outputs_module, "predicted", counting)
+    second = run_experiment(graph, _settings(tmp_path), tmp_path / "two")
+    assert predicted_nets == []  # both references came from beside their models
+    assert first["per_seed"][0]["outputs"] and second["per_seed"][0]["outputs"]
+    a = np.load(tmp_path / "one" / outputs_module.outputs_name(0))
+    b = np.load(tmp_path / "two" / outputs_module.outputs_name(0))
+    for role in ("original", "oracle"):
+        for part in ("train", "test"):
+            assert np.array_equal(a[f"{role}.{part}"], b[f"{role}.{part}"]), (role, part)

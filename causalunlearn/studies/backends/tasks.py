@@ -55,7 +55,7 @@ from causalunlearn.studies.entries import Entry
 from causalunlearn.studies.model_cache import ModelCache
 from causalunlearn.studies.oracles import extra_oracles, oracle_z_rows
 from causalunlearn.studies.oracles import forget_logits as oracles_forget_logits
-from causalunlearn.studies.outputs import outputs_payload, predicted
+from causalunlearn.studies.outputs import outputs_payload, predicted, reference_outputs
 from causalunlearn.studies.records import CELL_FORMAT, SweepCell, versions
 from causalunlearn.studies.references import reference_scores
 from causalunlearn.studies.settings import StudySettings
@@ -309,8 +309,11 @@ def reference_task(
                 original_forget=original_forget,
                 kept=kept,
             )
-            # per-example outputs (studies/outputs.py): the scoring pass's, or one pass
-            loaded.logits[which] = predicted(net, loaded.data, device, kept)
+            # per-example outputs (studies/outputs.py): the scoring pass's, else those stored
+            # beside the cached model, else one pass
+            loaded.logits[which] = reference_outputs(
+                net, loaded.data, device, kept, cache=job.cache, model_path=info["path"]
+            )
             z, _ = oracle_z_rows(
                 loaded.logits[which]["train"], refs, loaded.data, loaded.split, seed=ctx.train_seed
             )
