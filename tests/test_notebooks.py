@@ -84,7 +84,14 @@ EXPECTED = {
         "| metric | original | camu | distill-uniform | distill-random-teacher |"
     ],
     MNIST: ["| Forget acc (train) |", "forget accuracy"],
-    "05-baselines-and-sweeps": ["| retrain oracle |", "| random-label |", "second run: 0 runs"],
+    "05-baselines-and-sweeps": [
+        "| retrain oracle |",
+        "| random-label |",
+        "second run: 0 runs",
+        "probe accuracy",
+        "paired comparison with camu",
+        "than head-zero",
+    ],
 }
 
 
