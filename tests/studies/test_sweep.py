@@ -239,6 +239,25 @@ def test_a_diverging_method_is_a_failed_run_not_a_crashed_sweep(tmp_path):
     assert ran == []
 
 
+def test_a_class_only_method_on_a_random_split_is_a_failed_cell_not_a_stopped_sweep(tmp_path):
+    # head-zero raises [class-removal-only] on a random split: the grid goes on, the class
+    # scenario has its row, the random one names the reason, and a resume does not retry it.
+    entries = [load_entry(str(ROOT / "graphs" / "baselines" / "head-zero.yaml"))]
+    settings = StudySettings(seeds=(0,), progress=False, threads=1)
+    scenarios = ["class:0", "random:0.1"]
+    summary = Sweep(entries, ["digits"], scenarios, settings, tmp_path).run()
+    runs = tmp_path / "runs" / "head-zero" / "digits"
+    assert json.loads((runs / "class-0" / "seed0.json").read_text())["status"] == "finished"
+    cell = json.loads((runs / "random-0.1" / "seed0.json").read_text())
+    assert cell["status"] == "failed" and cell["error"]["code"] == "class-removal-only"
+    by_scenario = {t["scenario"]: t for t in summary["tables"]}
+    assert by_scenario["class:0"]["rows"]["head-zero"]["forget_acc"]["mean"] == 0.0
+    assert by_scenario["random:0.1"]["failures"]["head-zero"]["errors"] == ["class-removal-only"]
+    ran = []
+    Sweep(entries, ["digits"], scenarios, settings, tmp_path, on_cell=ran.append).run()
+    assert ran == []
+
+
 def test_summary_only_summarises_without_computing(tmp_path, capsys):
     out = tmp_path / "s"
     args = ["compare", str(FINETUNE), "--seeds", "0,1", "--out", str(out), "--no-plots"]

@@ -61,9 +61,11 @@ from causalunlearn.studies.references import reference_scores
 from causalunlearn.studies.settings import StudySettings
 from causalunlearn.studies.tracking import tracked
 
-#: Errors that make a cell a failed cell instead of stopping the sweep (a diverged method is a
-#: result: it is deterministic, so it is recorded once and never retried).
-FAILURE_CODES = ("non-finite-loss",)
+#: Errors that make a cell a failed cell instead of stopping the sweep: a diverged method is a
+#: result, and a method that does not apply to the cell's scenario (the trivial head-zero on a
+#: random split) is a "not applicable" entry of the table. Both are deterministic, so they are
+#: recorded once and never retried.
+FAILURE_CODES = ("non-finite-loss", "class-removal-only")
 #: Datasets and contexts a process keeps loaded (the most recently used).
 KEEP = 2
 
