@@ -4,8 +4,9 @@
 Every figure comes from one run of this script on one machine, which prints them and writes
 them as JSON:
 
-- a warm-up sweep first (local) trains and scores the originals and oracles into the cache, so
-  the two timed sweeps run only the unlearning cells ("originals and oracles cached");
+- a warm-up sweep first (``--warmup-backend``, local by default) trains and scores the
+  originals and oracles into the cache, so the two timed sweeps run only the unlearning cells
+  ("originals and oracles cached");
 - each timed sweep is one ``causalunlearn compare`` process under ``/usr/bin/time -v``: wall
   time, the largest single process's peak RSS (``time -v``), the peak RSS summed over the
   driver and every process it started (Ray's raylet, GCS and workers; sampled every 0.2 s);
@@ -133,6 +134,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--warmup-backend",
+        choices=("local", "ray"),
+        default="local",
+        help="backend of the untimed warm-up sweep (ray: --workers workers; it only fills the"
+        " cache, so it may run in parallel)",
+    )
     parser.add_argument("--cache-dir", help="model cache (default: a temporary folder)")
     parser.add_argument("--out", help="where the sweeps and the JSON go (default: temporary)")
     args = parser.parse_args(argv)
@@ -147,7 +155,10 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     report: dict = {"uptime_before": uptime(), "methods": methods, "dataset": args.dataset}
     print("warm-up (trains and scores the originals and oracles once) ...", file=sys.stderr)
-    report["warmup"] = timed([*base, "--out", str(work / "warm"), "--overwrite"], env)
+    warm = [*base, "--out", str(work / "warm"), "--overwrite", "--backend", args.warmup_backend]
+    if args.warmup_backend == "ray":
+        warm += ["--workers", str(args.workers)]
+    report["warmup"] = timed(warm, env)
     runs = {
         "local": [*base, "--backend", "local", "--out", str(work / "local")],
         "ray": [
