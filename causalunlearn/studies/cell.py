@@ -66,6 +66,8 @@ class CellInputs:
             (``settings.lira_shadows``); may be empty otherwise.
         model_name: The registered model (LiRA's shadows are built from it); ``None``: the
             settings' model or the dataset's default.
+        cache: The :class:`~causalunlearn.studies.model_cache.ModelCache` that keeps LiRA's
+            trained shadows for every method of the sweep; ``None``: each cell trains its own.
     """
 
     data: TensorData
@@ -78,6 +80,7 @@ class CellInputs:
     reference_oracles: torch.Tensor | None = None
     reference_logits: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     model_name: str | None = None
+    cache: Any = None
 
 
 @dataclass
@@ -372,10 +375,15 @@ def cell_lira(method, inputs: CellInputs, seed, settings, kept, metrics, extra, 
         seed=seed,
         device=device,
         executor=settings.executor,
+        cache=inputs.cache,
     )
     scored, details = lira_metrics(stats, kept["train"], kept["test"], data.train_y, data.test_y)
     metrics.update(scored)
-    extra["lira"] = {"unlearned": details, "seconds": stats.seconds}
+    extra["lira"] = {
+        "unlearned": details,
+        "seconds": stats.seconds,
+        "shadows_trained": stats.trained,
+    }
     for role, logits in inputs.reference_logits.items():
         extra["lira"][role] = lira_metrics(
             stats, logits["train"], logits["test"], data.train_y, data.test_y

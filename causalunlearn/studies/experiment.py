@@ -460,6 +460,7 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
         data, split, original, metrics["original"], oracle, oracle_metrics, forget_logits
     )
     inputs.model_name = model_name
+    inputs.cache = cache  # LiRA's trained shadows, shared with every other run and sweep
     extra_models = []
     if oracle is not None and settings.oracles > 1:  # oracles 1..K-1 (studies/oracles.py)
         extra_models = extra_oracles(

@@ -29,6 +29,17 @@ interrupted, the machine restarted) resumes from its last finished epoch the nex
 is asked for, and ends with the weights it would have had. The partial file is deleted once the
 model is written.
 
+The **shadow models of the U-LiRA attack** (:mod:`causalunlearn.studies.shadows`) are cached
+too, before they unlearn: a trained shadow depends on the data and on which rows it trains on,
+not on the method under test, so a sweep of many methods trains each shadow once
+(:meth:`ModelCache.shadow`). Their key holds the architecture, the training data (the training
+*and* test tensors: a shadow's rows come from both), a digest of the shadow's rows (population
+indices, in order) and their number, the recipe (with the attack's epochs), the shadow's seed,
+the numerics and the executor. Layout: ``ROOT/DATASET/MODEL/shadows/shadow-<key[:20]>.pt`` with
+its ``.json``. Shadows train without per-epoch checkpoints: one is small (seconds on digits, a
+few minutes on MNIST at most), and a stopped attack loses at most the shadow in progress, the
+finished ones being cached.
+
 Beside a model, :meth:`ModelCache.metrics` keeps its scores (``<model>.metrics-<key>.json``):
 an original's or oracle's metrics depend only on the model, the split, the attack and
 relearning settings, the seed, the numerics and the metric code, so a run scores those two
@@ -37,6 +48,7 @@ models once and afterwards only the unlearned one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -55,7 +67,7 @@ from causalunlearn.data import TensorData, default_cache_dir
 from causalunlearn.data.splits import Split
 from causalunlearn.engine.resume import EpochCheckpoint
 from causalunlearn.engine.verbs import train_from_scratch
-from causalunlearn.errors import ModelError
+from causalunlearn.errors import ModelError, RunError
 from causalunlearn.locks import exclusive
 from causalunlearn.models.zoo import build_model, load_state, save_state
 from causalunlearn.numerics import current as current_numerics
@@ -72,6 +84,7 @@ OUTPUTS_FORMAT = "causalunlearn.model-outputs/v1"
 #: a fixed metric or attack never serves numbers of the code before the fix.
 METRIC_SOURCES = ("metrics", "studies/cell.py", "studies/settings.py", "data/splits.py")
 _DATA_HASHES: dict[int, tuple[Any, str]] = {}
+_TEST_HASHES: dict[int, tuple[Any, str]] = {}
 _CODE_DIGEST: list[str] = []
 _log = logging.getLogger(__name__)
 
@@ -118,6 +131,17 @@ def data_fingerprint(data: TensorData) -> dict[str, Any]:
         "std": list(data.std),
         "train_sha256": cached[1],
     }
+
+
+def test_fingerprint(data: TensorData) -> str:
+    """SHA-256 of the test tensors (inputs and labels), kept per ``TensorData`` object like
+    :func:`data_fingerprint`'s digest: a LiRA shadow trains on test rows too."""
+    cached = _TEST_HASHES.get(id(data))
+    if cached is None or cached[0] is not data:
+        cached = (data, _sha(_tensor_bytes(data.test_x), _tensor_bytes(data.test_y)))
+        _TEST_HASHES.clear()
+        _TEST_HASHES[id(data)] = cached
+    return cached[1]
 
 
 def numerics_fingerprint() -> dict[str, Any]:
@@ -197,12 +221,50 @@ class ModelCache:
             doc["retain_rows"] = int(len(split.retain))
         return doc
 
+    def shadow_fingerprint(
+        self,
+        data: TensorData,
+        rows: np.ndarray,
+        *,
+        model: str,
+        recipe: Recipe,
+        seed: int,
+        executor: str,
+    ) -> dict[str, Any]:
+        """The document whose hash keys a trained LiRA shadow (before it unlearns).
+
+        Args:
+            data: The dataset whose training and test rows make the population.
+            rows: The shadow's training rows, as population indices (``0..n_train-1`` the
+                training rows, ``n_train + i`` test row ``i``), in the order it trains on them.
+            model: The registered model.
+            recipe: The shadow's recipe (the attack's epochs already in it).
+            seed: The shadow's seed (initialisation, shuffling).
+            executor: The training loop's executor (``fast`` or ``reference``).
+        """
+        net = build_model(model, data.num_classes, data.input_shape, seed=seed)
+        return {
+            "format": FINGERPRINT_FORMAT,
+            "which": "shadow",
+            "model": model,
+            "architecture": architecture_fingerprint(net),
+            "data": data_fingerprint(data),
+            "test_sha256": test_fingerprint(data),
+            "rows_sha256": _sha(np.ascontiguousarray(rows, dtype=np.int64).tobytes()),
+            "rows": int(len(rows)),
+            "recipe": recipe.document(),
+            "seed": int(seed),
+            "numerics": numerics_fingerprint(),
+            "executor": executor,
+        }
+
     def path_for(self, doc: dict[str, Any]) -> Path:
-        """Where the model of a fingerprint document lives."""
+        """Where the model of a fingerprint document lives (shadows in a ``shadows`` folder)."""
         key = _sha(json.dumps(doc, sort_keys=True).encode())
-        return (
-            Path(self.root) / doc["data"]["name"] / doc["model"] / f"{doc['which']}-{key[:20]}.pt"
-        )
+        folder = Path(self.root) / doc["data"]["name"] / doc["model"]
+        if doc["which"] == "shadow":
+            folder = folder / "shadows"
+        return folder / f"{doc['which']}-{key[:20]}.pt"
 
     def path(
         self,
@@ -271,34 +333,106 @@ class ModelCache:
         """
         doc = self.fingerprint(data, split, which, model=model, recipe=recipe, seed=seed)
         path = self.path_for(doc)
-        info = {"cached": True, "seconds": 0.0, "path": str(path), "fingerprint": path.stem}
-        net = build_model(model, data.num_classes, data.input_shape, seed=seed)
-        if path.is_file():
-            return self._load(path, doc, net).to(device).eval(), info
-        # One process trains a missing model; another that needs it at the same time waits for
-        # the lock and then loads the file (a killed trainer releases the lock: locks.py).
-        with exclusive(path, wait=True, what=f"cached {which} model"):
-            if path.is_file():
-                return self._load(path, doc, net).to(device).eval(), info
-            start = time.perf_counter()
-            on = "train" if which == "original" else "retain"
-            checkpoint = EpochCheckpoint(self.partial_path(path), key=path.stem)
-            net, _ = train_from_scratch(
+        checkpoint = EpochCheckpoint(self.partial_path(path), key=path.stem)
+
+        def train() -> nn.Module:
+            return train_from_scratch(
                 data,
                 split,
-                on,
+                "train" if which == "original" else "retain",
                 model=model,
                 recipe=recipe,
                 seed=seed,
                 device=device,
                 progress=progress,
                 checkpoint=checkpoint,
-            )
+            )[0]
+
+        net = build_model(model, data.num_classes, data.input_shape, seed=seed)
+        found = self._entry(doc, net, train, device=device, what=f"cached {which} model")
+        assert found is not None  # _entry waits for the lock unless told not to
+        checkpoint.discard()  # after the model is written (nothing when it was read)
+        return found
+
+    def shadow(
+        self,
+        data: TensorData,
+        rows: np.ndarray,
+        *,
+        model: str,
+        recipe: Recipe,
+        seed: int,
+        device: torch.device,
+        executor: str,
+        train: Callable[[], nn.Module],
+        wait: bool = True,
+    ) -> tuple[nn.Module, dict[str, Any]] | None:
+        """The trained LiRA shadow of these settings (:meth:`shadow_fingerprint`), read from
+        the cache, or trained (``train()``) and cached on a miss.
+
+        ``train`` must train exactly what the key describes (``model`` with ``recipe`` and
+        ``seed`` on ``rows`` of ``data``; :func:`causalunlearn.studies.shadows.shadow_statistics`
+        is the one caller). The model returned is always the one loaded from the written state
+        dict, so a freshly trained shadow and a cached one are the same module (same values,
+        same memory format) and give bit-identical statistics.
+
+        Args:
+            wait: ``False``: return ``None`` at once when another process is training this
+                shadow (the caller does another one meanwhile and asks again later).
+
+        Returns:
+            ``(model, info)`` as :meth:`get`'s, or ``None`` (busy, ``wait=False``).
+
+        Raises:
+            ModelError: ``cache-mismatch`` or ``corrupt-cache-entry`` (as :meth:`get`).
+        """
+        doc = self.shadow_fingerprint(
+            data, rows, model=model, recipe=recipe, seed=seed, executor=executor
+        )
+        net = build_model(model, data.num_classes, data.input_shape, seed=seed)
+        return self._entry(
+            doc, net, train, device=device, what="cached LiRA shadow", wait=wait, reload=True
+        )
+
+    def _entry(
+        self,
+        doc: dict[str, Any],
+        net: nn.Module,
+        train: Callable[[], nn.Module],
+        *,
+        device: torch.device,
+        what: str,
+        wait: bool = True,
+        reload: bool = False,
+    ) -> tuple[nn.Module, dict[str, Any]] | None:
+        """The model of ``doc`` loaded into ``net``, or trained (``train()``) and written on a
+        miss; ``None`` when ``wait`` is false and another process holds the entry's lock.
+        With ``reload`` a freshly trained model is returned as ``net`` with its weights (as a
+        cache hit returns it), not as the trained module."""
+        path = self.path_for(doc)
+        info = {"cached": True, "seconds": 0.0, "path": str(path), "fingerprint": path.stem}
+        if path.is_file():
+            return self._load(path, doc, net).to(device).eval(), info
+        # One process trains a missing model; another that needs it at the same time waits for
+        # the lock and then loads the file (a killed trainer releases the lock: locks.py).
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(exclusive(path, wait=wait, what=what))
+            except RunError as err:
+                if wait or err.code != "busy":
+                    raise
+                return None
+            if path.is_file():
+                return self._load(path, doc, net).to(device).eval(), info
+            start = time.perf_counter()
+            trained = train()
             # The fingerprint first: a model file never exists without the key it was made for.
             atomic_write(path.with_suffix(".json"), json.dumps(doc, sort_keys=True, indent=1))
-            save_state(net, path)
-            checkpoint.discard()
-        return net.eval(), {**info, "cached": False, "seconds": time.perf_counter() - start}
+            save_state(trained, path)
+        if reload:
+            net.load_state_dict(trained.state_dict())
+            trained = net.to(device)
+        return trained.eval(), {**info, "cached": False, "seconds": time.perf_counter() - start}
 
     def outputs(
         self,

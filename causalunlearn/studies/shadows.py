@@ -18,9 +18,24 @@ Each shadow's statistic on each target is the logit-scaled confidence on the tar
 saved with the run's outputs (``lira.*`` arrays), so a rescore recomputes the attack on any model
 without training a shadow again.
 
-Cost: ``S`` trainings on about half the data plus ``S`` unlearning runs per cell (per seed and
-method). Only random removal is attacked: under class removal every forget row shares the
-forgotten label, so per-example membership says nothing that accuracy does not.
+**Caching.** Step 1 does not depend on the method: a trained shadow is a function of the data,
+the targets (the split's forget rows and the held-out rows drawn with the seed), the membership
+draw, the model, the recipe (with the budget's epochs), the shadow's seed, the numerics and the
+executor. With a :class:`~causalunlearn.studies.model_cache.ModelCache` (``run``, ``compare``
+and ``ablate`` always pass theirs, local and Ray workers alike) each trained shadow is stored
+under a key of exactly those inputs (:meth:`~causalunlearn.studies.model_cache.ModelCache.shadow`:
+the data's digests, a digest of the shadow's rows, model, recipe, seed, numerics, executor), so
+every other method of the sweep, and every later sweep, reads it and only unlearns. A cached
+shadow is the same module as a freshly trained one (loaded from the same state dict), so the
+statistics are bit-identical either way (``tests/studies/test_shadow_cache.py``). Workers that
+need the same shadows at once do not queue on one: a shadow another process is training is put
+off and done after the others, by then usually cached.
+
+Cost: ``S`` trainings on about half the data per dataset × split × seed × recipe (the first cell
+that needs them; none when they are cached), plus ``S`` unlearning runs per cell (per seed and
+method). Without a cache (``cache=None``) every call trains its ``S`` shadows. Only random
+removal is attacked: under class removal every forget row shares the forgotten label, so
+per-example membership says nothing that accuracy does not.
 """
 
 from __future__ import annotations
@@ -43,6 +58,7 @@ from causalunlearn.metrics.accuracy import predict
 from causalunlearn.metrics.lira import balanced_membership, lira_attack
 from causalunlearn.metrics.oracle_distribution import logit_margin
 from causalunlearn.recipes import Recipe
+from causalunlearn.studies.model_cache import ModelCache
 
 _log = logging.getLogger(__name__)
 
@@ -91,6 +107,8 @@ class ShadowStats:
         inside: ``S×T`` membership (target trained on, and unlearned when ``unlearned``).
         unlearned: Whether the shadows unlearned their in-targets (U-LiRA) or not (LiRA).
         seconds: Time spent on the shadows.
+        trained: How many shadows this call trained (the others were read from the model
+            cache); not saved with the arrays.
     """
 
     forget_rows: np.ndarray
@@ -99,6 +117,7 @@ class ShadowStats:
     inside: np.ndarray
     unlearned: bool
     seconds: float = 0.0
+    trained: int = 0
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The ``lira.*`` arrays of an outputs archive."""
@@ -140,8 +159,14 @@ def shadow_statistics(
     seed: int,
     device: torch.device,
     executor: str = "fast",
+    cache: ModelCache | None = None,
 ) -> ShadowStats:
-    """Train (and with ``method``, unlearn) the shadows; return their statistics."""
+    """Train (and with ``method``, unlearn) the shadows; return their statistics.
+
+    With ``cache`` the trained shadows are read from it, or trained and written to it on a miss
+    (see the module docstring); the unlearning always runs. The statistics do not depend on
+    whether a shadow was cached, nor on the order the shadows are done in (each seeds itself).
+    """
     start = time.perf_counter()
     rng = np.random.default_rng(SHADOW_SEED_BASE + seed)
     n_train = len(data.train_y)
@@ -159,7 +184,12 @@ def shadow_statistics(
     target_x, target_y = pop_x[targets], pop_y[targets]
     recipe = recipe if budget.epochs is None else dataclasses.replace(recipe, epochs=budget.epochs)
     margins = np.empty((budget.shadows, len(targets)), dtype=np.float32)
-    for s in range(budget.shadows):
+    trained = done = 0
+
+    def one(s: int, wait: bool) -> bool:
+        """Shadow ``s``'s row of ``margins``; ``False`` (nothing done) when another process is
+        training it and ``wait`` is false."""
+        nonlocal trained, done
         shadow_seed = SHADOW_SEED_BASE + 1000 * seed + s
         rows = np.concatenate([targets[inside[s]], others[others_in[s]]])
         local_forget = np.arange(int(inside[s].sum()))  # the in-targets come first
@@ -185,17 +215,41 @@ def shadow_statistics(
             std=data.std,
             source=f"LiRA shadow {s} of {data.name}",
         )
-        net, _ = train_from_scratch(
-            shadow_data,
-            shadow_split,
-            "train",
-            model=model,
-            recipe=recipe,
-            seed=shadow_seed,
-            device=device,
-            progress=False,
-            executor=executor,
-        )
+
+        def train() -> torch.nn.Module:
+            # Built-in models draw nothing from torch's global generator while training; a
+            # plugin's dropout would, so it is seeded: the shadow is a function of its key.
+            torch.manual_seed(shadow_seed)
+            return train_from_scratch(
+                shadow_data,
+                shadow_split,
+                "train",
+                model=model,
+                recipe=recipe,
+                seed=shadow_seed,
+                device=device,
+                progress=False,
+                executor=executor,
+            )[0]
+
+        if cache is None:
+            net, was_trained = train(), True
+        else:
+            found = cache.shadow(
+                data,
+                rows,
+                model=model,
+                recipe=recipe,
+                seed=shadow_seed,
+                device=device,
+                executor=executor,
+                train=train,
+                wait=wait,
+            )
+            if found is None:
+                return False
+            net, was_trained = found[0], not found[1]["cached"]
+        trained += was_trained
         if method is not None:
             torch.manual_seed(shadow_seed)
             net = unlearn_with(
@@ -209,12 +263,27 @@ def shadow_statistics(
                 executor=executor,
             ).model
         margins[s] = logit_margin(predict(net, target_x, device=device).cpu(), target_y)
-        if (s + 1) % 16 == 0:
+        done += 1
+        if done % 16 == 0:
             _log.info(
-                "LiRA shadows: %d/%d, %.1f s", s + 1, budget.shadows, time.perf_counter() - start
+                "LiRA shadows: %d/%d, %.1f s", done, budget.shadows, time.perf_counter() - start
             )
+        return True
+
+    # A shadow that another process (a parallel cell of the sweep) is training is put off, not
+    # waited for: both processes train different shadows meanwhile, then read each other's.
+    put_off = [s for s in range(budget.shadows) if not one(s, wait=cache is None)]
+    for s in put_off:
+        one(s, wait=True)
+    _log.info("LiRA shadows: %d trained, %d from the cache", trained, budget.shadows - trained)
     return ShadowStats(
-        forget, test_rows, margins, inside, method is not None, time.perf_counter() - start
+        forget,
+        test_rows,
+        margins,
+        inside,
+        method is not None,
+        time.perf_counter() - start,
+        trained,
     )
 
 

@@ -412,6 +412,7 @@ def cell_task(job: Job, spec: CellSpec, reference: dict[str, Any]) -> Outcome:
             loaded.forget_logits,
             reference_oracles=_reference_oracles(job, ctx),
             model_name=loaded.model_name,
+            cache=job.cache,  # LiRA's trained shadows, shared by the sweep's methods
         )
         if s.lira_shadows:  # the references are scored against the cell's shadows too
             for which, net in (("original", original), ("oracle", oracle)):
