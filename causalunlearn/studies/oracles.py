@@ -14,14 +14,18 @@ Metrics (:mod:`causalunlearn.metrics.oracle_distribution`):
   correct-class margin against oracles ``1..K−1``; the oracle's own row is oracle 0 against the
   same references, so a method that matches retraining matches the oracle's value. The 95 %
   bootstrap interval is kept in the cell's ``extra["oracle_distance"]``.
-- ``oracle_klom`` (per run, K ≥ 8 and ≥ 2 seeds sharing their forget rows): median over forget
-  rows of KL(oracles ‖ unlearned models) between Gaussian fits of the margins, the unlearned
-  models being those of the run's seeds and the oracles every distinct oracle of those seeds.
+- ``oracle_klom`` (per run, and per method of a sweep table, K ≥ 8 and ≥ 2 seeds sharing their
+  forget rows): median over forget rows of KL(oracles ‖ unlearned models) between Gaussian fits
+  of the margins, the unlearned models being those of the run's seeds (a sweep: of the method's
+  finished cells) and the oracles every distinct oracle of those seeds. A run computes it while
+  it runs; a sweep's summary and ``causalunlearn rescore`` from the saved outputs
+  (:func:`group_klom`), without any forward pass.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +40,9 @@ from causalunlearn.metrics.oracle_distribution import (
     oracle_distance,
 )
 from causalunlearn.recipes import Recipe
+
+if TYPE_CHECKING:
+    from causalunlearn.studies.outputs import Outputs
 
 #: The fewest oracles that give ``oracle_margin_z`` (two references besides oracle 0).
 MIN_ORACLES_Z = 3
@@ -127,3 +134,52 @@ def run_klom(
     models = np.stack([logit_margin(z, forget_y) for z in unlearned_forget_logits])
     oracles = np.stack([logit_margin(z, forget_y) for z in oracle_forget_logits])
     return oracle_distance(models, oracles, seed=seed).as_dict()
+
+
+def group_klom(
+    members: Sequence[tuple[Outputs, Outputs, int]], *, seed: int
+) -> dict[str, Any] | None:
+    """:func:`run_klom` of several unlearned models from their saved outputs
+    (:mod:`causalunlearn.studies.outputs`): no model is loaded, nothing is predicted.
+
+    Args:
+        members: Per unlearned model (a run's seed, a sweep's finished cell), in table order:
+            the archive holding it (role ``unlearned``), the archive holding its oracles (role
+            ``oracle``: oracle 0 on every training row; ``oracles.forget``: oracles 1..K−1 on the
+            forget rows; for a run both are the seed's one archive, for a sweep cell its
+            reference's), and the training seed of its oracle 0.
+        seed: Seed of the bootstrap interval (a run's first seed, a sweep group's first cell's
+            training seed).
+
+    Returns:
+        :func:`run_klom`'s result, or ``None`` when it does not apply: fewer than two models,
+        models whose forget rows differ (random removal under several split seeds), or fewer
+        than :data:`KLOM_MIN_ORACLES` distinct oracles.
+
+    The oracles are told apart by training seed: the forget rows being one, so is the retain
+    set (its complement), and the model cache keys an oracle by its retain set and training
+    seed, so the oracle ``k`` of training seed ``t`` is the oracle 0 of seed ``t + k``. A model
+    met twice keeps its first place and its last outputs (as :func:`run_klom`'s callers do).
+    """
+    if len(members) < 2:
+        return None
+    forget = members[0][0].split.forget
+    for model, refs, _ in members:
+        for outs in (model, refs):
+            if len(outs.split.forget) != len(forget) or not np.array_equal(
+                outs.split.forget, forget
+            ):
+                return None
+    rows = np.asarray(forget, dtype=np.int64)
+    distinct: dict[int, np.ndarray] = {}
+    for _, refs, train_seed in members:
+        if "oracle" in refs.logits:
+            distinct[train_seed] = refs.logits["oracle"]["train"][rows]
+        for k, logits in enumerate(refs.arrays.get("oracles.forget", ()), start=1):
+            distinct[train_seed + k] = logits
+    return run_klom(
+        [model.logits["unlearned"]["train"][rows] for model, _, _ in members],
+        list(distinct.values()),
+        members[0][0].train_y[rows],
+        seed=seed,
+    )

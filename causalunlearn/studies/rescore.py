@@ -186,7 +186,7 @@ def _stamp(report: RescoreReport, where: str) -> dict[str, Any]:
 def rescore_run(folder: Path, report: RescoreReport) -> None:
     """Rescore a run folder (``manifest.json``, ``outputs-seed<S>.npz``)."""
     from causalunlearn.studies.experiment import markdown_table, per_class_summary, summarise
-    from causalunlearn.studies.oracles import run_klom
+    from causalunlearn.studies.oracles import group_klom
 
     manifest = read_record(folder / "manifest.json", RunManifest)
     attacker = _attacker(manifest.get("settings"))
@@ -211,28 +211,8 @@ def rescore_run(folder: Path, report: RescoreReport) -> None:
         for role, scores in new.items():
             metrics[role] = _merge(metrics[role], scores, f"seed {seed}", role, report)
         entry["per_class"] = {role: _per_class(outs, role) for role in new}
-        forget = torch.as_tensor(outs.split.forget.copy())
-        oracles = []
-        if "oracle" in outs.logits:
-            oracles.append(("oracle", seed, outs.logits["oracle"]["train"][forget.numpy()]))
-        for k, z in enumerate(outs.arrays.get("oracles.forget", ())):
-            oracles.append(("oracle", seed + k + 1, z))
-        klom_parts.append((outs, forget, oracles))
-    klom = None
-    if len(klom_parts) >= 2 and all(
-        (p[0].split.forget == klom_parts[0][0].split.forget).all()
-        and len(p[0].split.forget) == len(klom_parts[0][0].split.forget)
-        for p in klom_parts
-    ):
-        first, forget, _ = klom_parts[0]
-        # oracles of one training seed on one retain set are one model (the cache shares them)
-        distinct = {s: z for _, _, parts in klom_parts for _, s, z in parts}
-        klom = run_klom(
-            [p[0].logits["unlearned"]["train"][p[1].numpy()] for p in klom_parts],
-            list(distinct.values()),
-            torch.as_tensor(first.train_y)[forget],
-            seed=int(manifest["seeds"][0]),
-        )
+        klom_parts.append((outs, outs, seed))  # the seed's archive holds its oracles too
+    klom = group_klom(klom_parts, seed=int(manifest["seeds"][0]))
     if klom is not None:
         klom["seeds"] = list(manifest["seeds"])
         old = (manifest.get("oracle_distribution") or {}).get("value")
@@ -322,12 +302,26 @@ def rescore_sweep(folder: Path, report: RescoreReport) -> None:
     for path, (ref, _) in references.items():
         ref["rescored"] = _stamp(report, str(path))
         write_json(path, ref)
-    _write_summary(folder, describe)
+    _write_summary(folder, describe, report)
 
 
-def _write_summary(folder: Path, describe: dict[str, Any]) -> None:
+def _group_values(summary: dict[str, Any]) -> dict[tuple[str, str, str], Any]:
+    """``(dataset, scenario, method) → oracle_klom`` of a summary (the one per-group metric)."""
+    return {
+        (table["dataset"], table["scenario"], label): (row.get("oracle_klom") or {}).get("mean")
+        for table in summary.get("tables", ())
+        for label, row in table.get("rows", {}).items()
+        if label not in ("original", "oracle", "random_init")
+    }
+
+
+def _write_summary(
+    folder: Path, describe: dict[str, Any], report: RescoreReport | None = None
+) -> None:
     """``summary.json`` / ``summary.md`` from the rescored cells (the plots are left as they
-    were: redraw them with ``compare ... --summary-only``)."""
+    were: redraw them with ``compare ... --summary-only``). A method's ``oracle_klom`` (one
+    value per table, from the cells' and references' outputs: ``Sweep._table``) is computed
+    again here; a changed value is added to ``report``."""
     from causalunlearn.studies.comparison import comparison_markdown
     from causalunlearn.studies.entries import Entry
     from causalunlearn.studies.settings import StudySettings
@@ -347,7 +341,12 @@ def _write_summary(folder: Path, describe: dict[str, Any]) -> None:
         entries,
         describe["datasets"],
         describe["scenarios"],
-        StudySettings(**seeds, progress=False),
+        # the oracles per split decide whether a table's oracle_klom can apply
+        StudySettings(
+            **seeds,
+            oracles=int((describe.get("settings") or {}).get("oracles", 1)),
+            progress=False,
+        ),
         folder,
         plots=False,
     )
@@ -358,6 +357,15 @@ def _write_summary(folder: Path, describe: dict[str, Any]) -> None:
         "tables": [sweep._table(d, sc) for d in sweep.datasets for sc in sweep.scenarios],
         "describe": describe,
     }
+    if report is not None:
+        before, after = _group_values(old), _group_values(summary)
+        for (dataset, scenario, label), value in after.items():
+            previous = before.get((dataset, scenario, label))
+            if value is not None and not _same(
+                float("nan") if previous is None else previous, value
+            ):
+                where = f"summary {dataset} {scenario}"
+                report.changed.append((where, label, "oracle_klom", previous, value))
     if old.get("plots"):
         summary["plots"] = old["plots"]
     write_json(old_path, summary)

@@ -3,7 +3,9 @@
 :meth:`causalunlearn.studies.sweep.Sweep.summarise` reads the finished cells and uses these to
 build one table per (dataset, scenario), written as ``summary.json`` and ``summary.md``. A
 sweep of nested seeds also gets, per method and metric, the split of the variance between its
-training, split and unlearning seeds (:func:`seed_variance`; a table's ``variance``).
+training, split and unlearning seeds (:func:`seed_variance`; a table's ``variance``). With
+``--oracles K`` a method may also get one value for all its seeds, ``oracle_klom``
+(:data:`GROUP_COLUMNS`; the table's ``oracle_distribution`` has its interval and seeds).
 """
 
 from __future__ import annotations
@@ -12,16 +14,28 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from causalunlearn.metrics.catalogue import SUMMARY_COLUMNS, SUMMARY_GROUPS
+from causalunlearn.metrics.catalogue import SUMMARY_COLUMNS, SUMMARY_GROUPS, metrics
 from causalunlearn.metrics.gaps import mean_std
 from causalunlearn.studies.seeds import LEVELS, variance_components
+
+#: Metrics of a whole group of cells (one method on one dataset and scenario, its seeds
+#: together), not of one cell: one value per row (``{"mean", "std": NaN, "n", "ci"}``, shown
+#: without ±), marked best like the other columns and shown after the per-example table's
+#: per-cell columns (:meth:`~causalunlearn.studies.sweep.Sweep._table` computes them).
+GROUP_COLUMNS = metrics(("oracle_klom",))
+#: The tables of ``summary.md``: the catalogue's groups, the per-example one (the group that
+#: shows ``oracle_margin_z``) followed by :data:`GROUP_COLUMNS`.
+SUMMARY_TABLES = tuple(
+    (title, (*group, *GROUP_COLUMNS) if any(m.key == "oracle_margin_z" for m in group) else group)
+    for title, group in SUMMARY_GROUPS
+)
 
 
 def best_per_column(rows: dict[str, Any], methods: list[str]) -> dict[str, list[str]]:
     """Per metric, the methods with the best value: smallest gap where the oracle's value is
     ideal, else lowest (or, for ToW, highest) mean; ties are all marked."""
     best: dict[str, list[str]] = {}
-    for m in SUMMARY_COLUMNS:
+    for m in (*SUMMARY_COLUMNS, *GROUP_COLUMNS):
         key, ideal = m.key, m.ideal
         scored = []
         for label in methods:
@@ -141,6 +155,33 @@ def _variance_lines(table: dict[str, Any], labels: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _klom_lines(table: dict[str, Any]) -> list[str]:
+    """The note under the per-example table on its KLoM column: what one value is, each
+    method's interval, and why a method has none."""
+    found = table.get("oracle_distribution") or {}
+    if not found:
+        return []
+    parts = []
+    for label, klom in found.items():
+        if "missing" in klom:
+            parts.append(f"{label}: not computed ({klom['missing']})")
+        else:
+            low, high = klom["ci"]
+            seeds = ", ".join(map(str, klom["seeds"]))
+            parts.append(
+                f"{label} [{low:.2f}, {high:.2f}] ({klom['n_models']} seeds: {seeds};"
+                f" {klom['n_oracles']} oracles)"
+            )
+    return [
+        "KLoM: one value per method, no ±: the unlearned models of its seeds together against"
+        " every distinct oracle of their references (median over forget rows of the Gaussian"
+        " KL of the margins, nats; ideal 0). 95 % bootstrap interval over forget rows: "
+        + "; ".join(parts)
+        + ".",
+        "",
+    ]
+
+
 def _cell_text(stat: dict[str, Any] | None, *, gap: bool, bold: bool, digits: int = 2) -> str:
     if stat is None or stat["mean"] is None or math.isnan(stat["mean"]):
         return "–"
@@ -154,7 +195,7 @@ def _cell_text(stat: dict[str, Any] | None, *, gap: bool, bold: bool, digits: in
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The summary tables as Markdown (see :meth:`Sweep.summarise`)."""
-    labels = {m.key: (m.short, m.ideal) for m in SUMMARY_COLUMNS}
+    labels = {m.key: (m.short, m.ideal) for m in (*SUMMARY_COLUMNS, *GROUP_COLUMNS)}
     lines = [
         "Mean ± sample std (ddof=1) over seeds; accuracies and attacks in percent. Δ = mean over"
         " seeds of |metric − the same seed's retrain oracle|; the oracle row's ± is the noise"
@@ -173,7 +214,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         ]
     for table in summary["tables"]:
         rows = table["rows"]
-        for title, group in SUMMARY_GROUPS:
+        for title, group in SUMMARY_TABLES:
             keys = [m.key for m in group if any(m.key in rows[r] for r in rows)]
             if not keys:
                 continue
@@ -212,5 +253,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                     name += f" (seeds {', '.join(map(str, seeds))} only)"
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")
+            if any(m in group for m in GROUP_COLUMNS):
+                lines += _klom_lines(table)
         lines += _variance_lines(table, labels)
     return "\n".join(lines)
