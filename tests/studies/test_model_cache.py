@@ -143,3 +143,66 @@ def test_a_corrupt_entry_says_which_files_to_delete(digits, tmp_path):
         _get(cache, digits, split)
     assert err.value.code == "corrupt-cache-entry"
     assert info["path"] in err.value.hint
+
+
+def _shadow(cache, digits, train, rows=None, wait=True):
+    rows = torch.arange(0, 200).numpy() if rows is None else rows
+    return cache.shadow(
+        digits,
+        rows,
+        model="mlp",
+        recipe=FAST,
+        seed=3,
+        device=CPU,
+        executor="fast",
+        train=train,
+        wait=wait,
+    )
+
+
+def test_a_shadow_is_written_once_and_returned_as_it_is_read(digits, tmp_path):
+    from causalunlearn.models.zoo import build_model
+
+    cache = ModelCache(tmp_path)
+    made = build_model("mlp", digits.num_classes, digits.input_shape, seed=11)
+    net, info = _shadow(cache, digits, lambda: made)
+    assert info["cached"] is False and Path(info["path"]).parent.name == "shadows"
+    assert net is not made  # the module a cache hit returns, with the trained weights
+    assert not net.training
+    for a, b in zip(made.state_dict().values(), net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    def no_training():
+        raise AssertionError("a cached shadow must not be trained again")
+
+    again, info2 = _shadow(cache, digits, no_training)
+    assert info2["cached"] is True and info2["path"] == info["path"]
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # A sidecar of other settings is refused, as an original's is.
+    sidecar = Path(info["path"]).with_suffix(".json")
+    doc = json.loads(sidecar.read_text())
+    doc["rows"] = 1
+    sidecar.write_text(json.dumps(doc))
+    with pytest.raises(ModelError) as err:
+        _shadow(cache, digits, no_training)
+    assert err.value.code == "cache-mismatch"
+
+
+def test_a_shadow_locked_by_another_process_is_not_waited_for_when_asked(digits, tmp_path):
+    from filelock import FileLock
+
+    from causalunlearn.locks import lock_path
+
+    cache = ModelCache(tmp_path)
+    rows = torch.arange(0, 200).numpy()
+    doc = cache.shadow_fingerprint(digits, rows, model="mlp", recipe=FAST, seed=3, executor="fast")
+    path = cache.path_for(doc)
+    path.parent.mkdir(parents=True)
+
+    def no_training():
+        raise AssertionError("a busy shadow must not be trained")
+
+    with FileLock(lock_path(path)):  # another holder: a second lock file handle
+        assert _shadow(cache, digits, no_training, rows, wait=False) is None
+    assert not path.exists()
