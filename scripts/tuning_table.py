@@ -18,6 +18,7 @@ import json
 import re
 from pathlib import Path
 
+from causalunlearn.studies.seeds import seed_plan_text
 from causalunlearn.studies.tuning_grid import DEFAULT_FACTORS
 
 SCENARIOS = [
@@ -50,6 +51,13 @@ def load(root: Path) -> list[dict]:
     return reports
 
 
+def _seeds(task: dict) -> str:
+    """``seed 100, 101`` (paired tuning seeds, as before), or the nested seeds in words."""
+    if "seeds" in task:
+        return f"seed {', '.join(map(str, task['seeds']))}"
+    return seed_plan_text(task)
+
+
 def table(reports: list[dict], dataset: str, scenario: str) -> str:
     rows = [
         r for r in reports if r["task"]["dataset"] == dataset and r["task"]["scenario"] == scenario
@@ -59,7 +67,7 @@ def table(reports: list[dict], dataset: str, scenario: str) -> str:
     task = rows[0]["task"]
     lines = [
         f"**{dataset}, {scenario}** (validation task: {task['validation_view']}, "
-        f"{task['proxy_scenario']}, seed {', '.join(map(str, task['seeds']))})",
+        f"{task['proxy_scenario']}, {_seeds(task)})",
         "",
         "| method | shipped before | candidates: avg gap (– = diverged) | chosen | avg gap"
         " | margin |",

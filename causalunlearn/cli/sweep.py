@@ -35,6 +35,30 @@ def _nested(flag: str):
     return parse
 
 
+def add_nested_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--train-seeds``, ``--split-seeds``, ``--unlearn-seeds`` (``compare``, ``ablate``,
+    ``tune``); :func:`seed_flags` reads them with ``--seeds``."""
+    parser.add_argument(
+        "--train-seeds",
+        type=_nested("--train-seeds"),
+        metavar="SEEDS",
+        help="nested seeds (docs/sweeps.md, Seed protocol): training seeds of the originals and"
+        " oracles; the cells are the cross product of the three lists, an unset one is 0",
+    )
+    parser.add_argument(
+        "--split-seeds",
+        type=_nested("--split-seeds"),
+        metavar="SEEDS",
+        help="nested: seeds of the forget/retain split and retain sample, per training seed",
+    )
+    parser.add_argument(
+        "--unlearn-seeds",
+        type=_nested("--unlearn-seeds"),
+        metavar="SEEDS",
+        help="nested: seeds of the unlearning runs, per original and split",
+    )
+
+
 def _fraction_of_resource(text: str) -> float:
     """A ``--cpus-per-cell`` / ``--gpus-per-cell`` value (an argparse type): a number ≥ 0."""
     try:
@@ -114,25 +138,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="comma-separated paired seeds: each seeds the training, the split and the"
         " unlearning of its cells (default 0,1,2; not with the three below)",
     )
-    parser.add_argument(
-        "--train-seeds",
-        type=_nested("--train-seeds"),
-        metavar="SEEDS",
-        help="nested seeds (docs/sweeps.md, Seed protocol): training seeds of the originals and"
-        " oracles; the cells are the cross product of the three lists, an unset one is 0",
-    )
-    parser.add_argument(
-        "--split-seeds",
-        type=_nested("--split-seeds"),
-        metavar="SEEDS",
-        help="nested: seeds of the forget/retain split and retain sample, per training seed",
-    )
-    parser.add_argument(
-        "--unlearn-seeds",
-        type=_nested("--unlearn-seeds"),
-        metavar="SEEDS",
-        help="nested: seeds of the unlearning runs, per original and split",
-    )
+    add_nested_seed_arguments(parser)
     parser.add_argument("--out", help="sweep folder (default runs/compare or runs/ablate-<graph>)")
     parser.add_argument(
         "--relearn", action="store_true", help="also measure relearn time (forget fine-tuning)"
@@ -258,7 +264,9 @@ def _run(entries, datasets, scenarios, settings, out, args) -> int:
     return 0
 
 
-def _seed_flags(args: argparse.Namespace) -> dict:
+def seed_flags(args: argparse.Namespace) -> dict:
+    """The seed flags as :func:`~causalunlearn.studies.sweep_file.seed_fields` takes them
+    (``None``: not given)."""
     return {
         "seeds": args.seeds,
         "train_seeds": args.train_seeds,
@@ -277,7 +285,7 @@ def compare_command(args: argparse.Namespace) -> int:
     )
     datasets = args.dataset or file.datasets or F.DEFAULT_DATASETS
     scenarios = args.scenario or file.scenarios or F.DEFAULT_SCENARIOS
-    seeds = F.seed_fields(file, **_seed_flags(args))
+    seeds = F.seed_fields(file, **seed_flags(args))
     args.probe = args.probe or file.probe
     if args.oracles == 1:  # the flag's default: the file's count, if it gives one
         args.oracles = file.oracles
@@ -291,7 +299,7 @@ def ablate_command(args: argparse.Namespace) -> int:
     from causalunlearn.studies import sweep_file as F
 
     entries = F.sweep_entries(ablate=args.graph, preset=args.preset or "auto", assignments=args.set)
-    settings = sweep_settings(args, F.seed_fields(**_seed_flags(args)), args.relearn, args.curves)
+    settings = sweep_settings(args, F.seed_fields(**seed_flags(args)), args.relearn, args.curves)
     out = args.out or F.default_ablate_folder(entries[0].label)
     datasets = args.dataset or F.DEFAULT_DATASETS
     return _run(entries, datasets, args.scenario or F.DEFAULT_SCENARIOS, settings, out, args)

@@ -5,6 +5,10 @@ docstring and in docs/baselines.md, "Tuning protocol")::
 
     causalunlearn tune graphs/baselines/neggrad.yaml --dataset digits --scenario class:0 \\
         --grid stages.unlearn.lr=1e-3,1e-2 --grid schedule.epochs=2,3
+
+The seeds are compare's (docs/sweeps.md, "Seed protocol"): ``--seeds`` (paired; default 100) or
+``--train-seeds 100,101 --unlearn-seeds 0,1`` (nested: every candidate runs the 4 cells, and
+the choice averages over them).
 """
 
 from __future__ import annotations
@@ -65,15 +69,16 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds",
         type=_seeds,
-        default=[100],
-        help="tuning seeds: split, original, oracle and unlearning of the validation task"
-        " (default 100; several measure the oracle's noise floor)",
+        help="paired tuning seeds: each seeds the split, original, oracle and unlearning of one"
+        " cell of the validation task (default 100; several measure the oracle's noise floor;"
+        " not with the three below)",
     )
+    from causalunlearn.cli.sweep import add_backend_arguments, add_nested_seed_arguments
+
+    add_nested_seed_arguments(parser)  # as compare's: choose over I originals × J unlearnings
     parser.add_argument("--out", help="tuning folder (default runs/tune-<graph>-<dataset>-<kind>)")
     parser.add_argument("--overwrite", action="store_true", help="recompute mismatched cells")
     add_setup_arguments(parser)
-    from causalunlearn.cli.sweep import add_backend_arguments
-
     add_backend_arguments(parser)
     # A tuning scores candidates by the average gap: the opt-in evaluations of run and compare
     # (add_evaluation_arguments) stay off, and sweep_settings reads them from here.
@@ -82,19 +87,20 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def tune_command(args: argparse.Namespace) -> int:
     """Handler of ``causalunlearn tune``: run the grid, print the table and the preset line."""
-    from causalunlearn.cli.sweep import backend_of, sweep_settings
+    from causalunlearn.cli.sweep import backend_of, seed_flags, sweep_settings
     from causalunlearn.studies.entries import load_method_file
     from causalunlearn.studies.tuning import (
         default_tuning_folder,
         parse_grid,
         tune,
         tuning_markdown,
+        tuning_seed_fields,
     )
 
     grid = parse_grid(args.grid) if args.grid else None
     method = load_method_file(args.graph)
     out = args.out or default_tuning_folder(method.name, args.dataset, args.scenario)
-    settings = sweep_settings(args, args.seeds)
+    settings = sweep_settings(args, tuning_seed_fields(**seed_flags(args)))
     try:
         report = tune(
             method,

@@ -1,4 +1,5 @@
-"""Figures of a sweep: metric bars, relearning curves, the ablation figure, confusion matrices.
+"""Figures of a sweep: metric bars, relearning curves, the ablation figure, confusion matrices,
+and (nested seeds) where the variance comes from.
 
 Each function takes one table of :meth:`causalunlearn.studies.sweep.Sweep.summarise` (one dataset
 and
@@ -207,6 +208,120 @@ def ablation_figure(
     fig.suptitle(f"Ablations, {_title(table)}", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
+
+
+#: Colours of the variance parts, by seed (a merged level such as ``train+split`` gets grey).
+VARIANCE_COLORS = {"train": "#4c72b0", "split": "#dd8452", "unlearn": "#55a868"}
+#: Legend names of the parts (the components of
+#: :func:`~causalunlearn.studies.seeds.variance_components`; the innermost one is the residual).
+VARIANCE_NAMES = {
+    "train": "training seed",
+    "split": "split seed (within a training seed)",
+    "unlearn": "unlearning seed (within a split; the residual)",
+}
+
+
+def _decomposed(parts: Mapping[str, Any] | None) -> bool:
+    return bool(parts and parts.get("balanced") and len(parts.get("components", ())) >= 2)
+
+
+def variance_metrics(table: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The metrics the variance figure draws: those of the metric bars (:data:`BARS`, wall
+    times left out as in :func:`~causalunlearn.studies.summary.seed_variance`) that some row of
+    the table's ``variance`` decomposes into two or more parts; ``(key, axis label)``."""
+    variance = table.get("variance") or {}
+    return [
+        (b.key, b.axis_label)
+        for b in BARS
+        if b.unit != "s" and any(_decomposed(v.get(b.key)) for v in variance.values())
+    ]
+
+
+def draw_variance(table: Mapping[str, Any]):
+    """The variance figure of one table, as a :class:`matplotlib.figure.Figure` (not saved), or
+    ``None`` when there is nothing to decompose (see :func:`variance_figure`).
+
+    One panel per metric of :func:`variance_metrics`, one row per model (the original, the
+    retrain oracle, then the methods), a horizontal bar stacked from the variance components of
+    ``table["variance"][row][metric]`` (:func:`~causalunlearn.studies.summary.seed_variance`),
+    outermost seed first: each segment's width is that seed's σ² (points²), so the bar's length
+    is their sum, the estimated variance of one cell (``σ`` is written after it). Each
+    component name is one :class:`~matplotlib.container.BarContainer` of the panel (its label
+    the name, one bar per row, width 0 where the row has no such part). A row whose design is
+    unbalanced (cells missing) says ``n/a``; one without the metric ``–``.
+    """
+    metrics = variance_metrics(table)
+    if not metrics:
+        return None
+    plt = _pyplot()
+    variance = table["variance"]
+    labels = [lab for lab in ("original", "oracle", *table["methods"]) if lab in variance]
+    names = {"original": "original", "oracle": "retrain oracle"}
+    order: list[str] = []  # component names, outermost first, over the whole table
+    for label in labels:
+        for key, _ in metrics:
+            for comp in (variance[label].get(key) or {}).get("components", ()):
+                if comp["name"] not in order:
+                    order.append(comp["name"])
+    cols = min(3, len(metrics))
+    n_rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(
+        n_rows, cols, figsize=(4.6 * cols, 0.3 * len(labels) + 2.4 * n_rows), squeeze=False
+    )
+    positions = list(range(len(labels)))
+    for ax, (key, axis_label) in zip(axes.flat, metrics, strict=False):
+        parts = [variance[label].get(key) for label in labels]
+        by_name = [
+            {c["name"]: c["variance"] for c in (p or {}).get("components", ())}
+            if p and p.get("balanced")
+            else {}
+            for p in parts
+        ]
+        left = [0.0] * len(labels)
+        for name in order:
+            widths = [float(b.get(name, 0.0)) for b in by_name]
+            ax.barh(
+                positions,
+                widths,
+                left=left,
+                color=VARIANCE_COLORS.get(name, "#8c8c8c"),
+                label=VARIANCE_NAMES.get(name, f"{name} seeds (changing together)"),
+            )
+            left = [a + w for a, w in zip(left, widths, strict=True)]
+        for pos, (p, total) in enumerate(zip(parts, left, strict=True)):
+            if p is None:
+                note = " –"
+            elif not p.get("balanced"):
+                note = " n/a (cells missing)"
+            else:
+                note = f" σ {math.sqrt(p['total']):.2f}"
+            ax.text(total, pos, note, va="center", fontsize=7)
+        ax.set_yticks(positions, [names.get(lab, lab) for lab in labels], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(axis_label, fontsize=10)
+        ax.set_xlabel("variance of one cell (points²), by seed", fontsize=8)
+        ax.set_xlim(0, 1.25 * max(left) or 1.0)  # room for the σ notes
+    for ax in list(axes.flat)[len(metrics) :]:
+        ax.axis("off")
+    handles, legend = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, legend, loc="lower center", ncol=len(handles), fontsize=8)
+    fig.suptitle(
+        f"{_title(table)}: where the variance comes from (nested random-effects ANOVA)",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def variance_figure(table: Mapping[str, Any], path: str | Path) -> Path | None:
+    """Write :func:`draw_variance`'s figure (``variance-<dataset>-<scenario>.png``).
+
+    Returns ``None`` (nothing written) unless the table has a ``variance`` (nested seeds) and
+    some row splits a drawn metric into two or more seeds' parts: paired seeds (``--seeds``)
+    cannot be told apart, and with one seed list varied there is one part only.
+    """
+    fig = draw_variance(table)
+    return None if fig is None else _save(fig, path)
 
 
 def confusion_matrices(matrices: Mapping[str, Any], title: str, path: str | Path) -> Path:

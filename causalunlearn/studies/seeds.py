@@ -157,6 +157,26 @@ def nested_cells(
     return tuple(CellSeeds(t, s, u) for t in train for s in split for u in unlearn)
 
 
+def seed_plan_text(plan: Mapping[str, Any]) -> str:
+    """A seed plan in words, for reports: ``seeds 100, 101`` (paired), or ``training seeds 0, 1
+    × split seeds 0 × unlearning seeds 0, 1 (4 cells)`` (nested).
+
+    Args:
+        plan: What :meth:`~causalunlearn.studies.settings.StudySettings.seed_plan` returns, as
+            ``sweep.json`` and a tuning report's ``task`` record it: ``seeds``, or the three
+            nested lists.
+    """
+    if "seeds" in plan:
+        return f"seeds {', '.join(map(str, plan['seeds']))}"
+    words = {"train": "training", "split": "split", "unlearn": "unlearning"}
+    lists = [list(plan.get(NESTED_FIELDS[level], [0])) for level in LEVELS]
+    parts = [
+        f"{words[level]} seeds {', '.join(map(str, seeds))}"
+        for level, seeds in zip(LEVELS, lists, strict=True)
+    ]
+    return f"{' × '.join(parts)} ({math.prod(len(s) for s in lists)} cells)"
+
+
 # -- the variance decomposition ----------------------------------------------------------------
 
 

@@ -9,16 +9,22 @@ A *validation task* is made from training data only (docs/baselines.md, "Tuning 
   ``c`` is tuned on removing class ``(c + 1) mod C`` (or ``proxy_class``), random removal on a
   fresh random draw of the same fraction from the view's training rows (seeded by the tuning
   seeds, 100 by default, not the evaluation seeds);
+- its seeds are a sweep's (docs/sweeps.md, "Seed protocol"): paired tuning seeds (``--seeds``,
+  default 100: each seeds the split, original, oracle and unlearning of one cell), or nested
+  ones (``--train-seeds I --split-seeds ... --unlearn-seeds J``: the cross product, so a
+  hyperparameter is chosen over ``I`` originals × ``J`` unlearning runs each);
 - its original and retrain oracle are trained on the view with the same recipe as the real ones
   (and cached under the view's own name).
 
 Each candidate configuration (one point of the grid) is one method of a sweep
 (:class:`~causalunlearn.studies.sweep.Sweep`) on that task; the chosen one has the smallest
-**average gap** to the task's oracle (mean over the tuning seeds of ``average_gap``: forget,
-retain and validation accuracy and MIA-efficacy, in percentage points), ties broken by the lower
-unlearning time. *Same budget per method*: the default grid scales every stage learning rate of
-the method's current preset by 0.01, 0.1, 1 and 10 together, so every graph gets 4 candidates
-(epochs and batch size stay the preset's, i.e. CaMU's budget on MNIST/Fashion-MNIST).
+**average gap** to the task's oracle (mean over the tuning cells — every seed, or every
+training × split × unlearning seed — of ``average_gap``, each cell against the oracle of its own
+training and split seed: forget, retain and validation accuracy and MIA-efficacy, in percentage
+points), ties broken by the lower unlearning time. *Same budget per method*: the default grid
+scales every stage learning rate of the method's current preset by 0.01, 0.1, 1 and 10
+together, so every graph gets 4 candidates (epochs and batch size stay the preset's, i.e.
+CaMU's budget on MNIST/Fashion-MNIST).
 
 Grids and candidates are in :mod:`causalunlearn.studies.tuning_grid`.
 """
@@ -40,6 +46,7 @@ from causalunlearn.methods.dispatch import Method, preset_values
 from causalunlearn.metrics.catalogue import AVERAGE_GAP, keys, metrics
 from causalunlearn.studies.entries import dataset_family
 from causalunlearn.studies.records import TUNING_FORMAT, TuningReport
+from causalunlearn.studies.seeds import seed_plan_text
 from causalunlearn.studies.tuning_grid import (
     DEFAULT_FACTORS,
     Candidate,
@@ -65,14 +72,44 @@ __all__ = [
     "select",
     "tune",
     "tuning_markdown",
+    "tuning_seed_fields",
 ]
 
 #: The selection criterion, as written into every tuning report.
 CRITERION = (
-    "smallest average gap to the validation task's retrain oracle (mean over the tuning seeds of"
-    " the mean |gap| of forget, retain and validation accuracy and MIA-efficacy, percentage"
-    " points); ties broken by the lower unlearning time"
+    "smallest average gap to the validation task's retrain oracle (mean over the tuning cells —"
+    " every tuning seed, or every training × split × unlearning seed — of the mean |gap| of"
+    " forget, retain and validation accuracy and MIA-efficacy, percentage points); ties broken"
+    " by the lower unlearning time"
 )
+
+#: The tuning seeds when none are given: not the evaluation seeds (0, 1, 2) of a sweep.
+TUNING_SEEDS = (100,)
+
+
+def tuning_seed_fields(
+    *,
+    seeds: Sequence[int] | None = None,
+    train_seeds: Sequence[int] | None = None,
+    split_seeds: Sequence[int] | None = None,
+    unlearn_seeds: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The seed fields of a tuning's :class:`~causalunlearn.studies.settings.StudySettings`:
+    those of :func:`~causalunlearn.studies.sweep_file.seed_fields` (``compare``'s: paired
+    ``seeds``, or the nested lists, an unset one 0), or ``seeds`` = :data:`TUNING_SEEDS` when
+    none is given (``None``: not given). The settings check them (``mixed-seeds``, ...)."""
+    from causalunlearn.studies.sweep_file import seed_fields
+
+    given = {
+        "seeds": seeds,
+        "train_seeds": train_seeds,
+        "split_seeds": split_seeds,
+        "unlearn_seeds": unlearn_seeds,
+    }
+    if all(v is None for v in given.values()):
+        return {"seeds": TUNING_SEEDS}
+    return seed_fields(**given)
+
 
 #: Columns of the tuning table: summary key, column label (test_acc is validation accuracy).
 GAP_COLUMNS = tuple(
@@ -246,9 +283,9 @@ def tune(
         method: A graph or method entry, without a preset applied.
         dataset: The real dataset (registered name).
         scenario: The real scenario (``class:C...`` or ``random:F``).
-        settings: :class:`~causalunlearn.studies.settings.StudySettings` (its seeds are the tuning
-            seeds;
-            ``model`` defaults to the real dataset's model).
+        settings: :class:`~causalunlearn.studies.settings.StudySettings`: its seeds are the
+            tuning seeds, paired or nested (:func:`tuning_seed_fields`; the choice averages
+            over all their cells); ``model`` defaults to the real dataset's model.
         out: The tuning folder (a sweep folder plus ``tuning.json`` and ``tuning.md``).
         grid: ``{path: [values]}``, or None for :func:`default_grid`.
         val_fraction: Share of the training rows held out as validation rows.
@@ -338,7 +375,7 @@ def tune(
             "val_fraction": val_fraction,
             "view_seed": view_seed,
             "proxy_scenario": task.proxy,
-            "seeds": list(settings.seeds),
+            **settings.seed_plan(),  # as sweep.json: seeds, or the three nested lists
             "model": model,
             "recipe": settings.recipe.key(),
         },
@@ -386,8 +423,8 @@ def tuning_markdown(report: Mapping[str, Any]) -> str:
         f"### Tuning {report['method']} for {t['dataset']}, {t['scenario']}",
         "",
         f"Validation task: {t['validation_view']} ({t['val_fraction']:.0%} of the training rows"
-        f" held out, seed {t['view_seed']}), scenario {t['proxy_scenario']}, seeds"
-        f" {', '.join(map(str, t['seeds']))}, model {t['model']}, recipe {t['recipe']}.",
+        f" held out, seed {t['view_seed']}), scenario {t['proxy_scenario']},"
+        f" {seed_plan_text(t)}, model {t['model']}, recipe {t['recipe']}.",
         f"Criterion: {report['criterion']}. Budget: {report['budget']}.",
         "",
         "| candidate | "
@@ -414,16 +451,28 @@ def tuning_markdown(report: Mapping[str, Any]) -> str:
         + " | ".join(_fmt(spread.get(k, math.nan)) for k, _ in GAP_COLUMNS)
         + f" | {_fmt(floor if floor is not None else math.nan)} | |"
     )
+    nested = "seeds" not in t
     lines += [
         "",
-        "Noise floor (sample std of the retrain oracle over the tuning seeds, mean over the four"
-        " metrics): "
+        "Noise floor (sample std of the retrain oracle over the tuning seeds"
+        + (" — its training × split seeds" if nested else "")
+        + ", mean over the four metrics): "
         + (
             f"{floor:.2f} points."
             if floor is not None
-            else "n/a with one seed (use --seeds 100,101,102 to measure it)."
+            else (
+                "n/a with one training and split seed (use --train-seeds 100,101,102 to"
+                " measure it)."
+                if nested
+                else "n/a with one seed (use --seeds 100,101,102 to measure it)."
+            )
         ),
     ]
+    if nested:
+        lines.append(
+            "Nested seeds: a candidate's avg gap ± is the mean ± sample std over all its cells;"
+            " summary.md in this folder says which seed the variance comes from."
+        )
     margin = report.get("margin")
     if margin is not None:
         note = ""

@@ -162,3 +162,43 @@ def test_the_python_example_of_the_scaling_page_runs(ray_instance, tmp_path, mon
     rows = namespace["summary"]["tables"][0]["rows"]
     assert set(rows) == {"original", "oracle", "finetune"}
     assert len(list((tmp_path / "runs" / "compare-ray" / "runs").rglob("seed*.json"))) == 2
+
+
+def test_a_nested_seed_tuning_on_ray_is_the_local_one(ray_instance, tmp_path):
+    """tune with nested seeds (2 training × 2 unlearning seeds) runs its cells on Ray to the
+    numbers and the choice of the local backend."""
+    from causalunlearn.graph import load_graph
+    from causalunlearn.studies.tuning import parse_grid, tune
+
+    reports = {}
+    for kind, backend in (("local", "local"), ("ray", Backend("ray", workers=2))):
+        settings = StudySettings(
+            train_seeds=(0, 1),
+            unlearn_seeds=(0, 1),
+            progress=False,
+            threads=1,
+            recipe=Recipe(epochs=1),
+            cache_dir=str(tmp_path / kind / "cache"),  # the models are trained in the workers
+        )
+        report = tune(
+            load_graph(ROOT / "graphs" / "baselines" / "neggrad.yaml"),
+            "digits",
+            "class:0",
+            settings,
+            tmp_path / kind / "out",
+            grid=parse_grid(["stages.unlearn.lr=1e-3"]),
+            backend=backend,
+        )
+        for row in report["candidates"]:
+            row.pop("unlearn_seconds")
+        report.pop("sweep")
+        reports[kind] = report
+    assert reports["ray"] == reports["local"]
+    assert reports["ray"]["chosen"] is not None
+    local, ray_cells = (cells(tmp_path / kind / "out") for kind in ("local", "ray"))
+    assert len(ray_cells) == 4 and ray_cells.keys() == local.keys()
+    assert os.getpid() not in {c["worker"]["pid"] for c in ray_cells.values()}
+    for name, cell in ray_cells.items():
+        mine, theirs = dict(cell["metrics"]), dict(local[name]["metrics"])
+        mine.pop("unlearn_seconds"), theirs.pop("unlearn_seconds")
+        assert mine == theirs, name

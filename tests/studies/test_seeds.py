@@ -376,3 +376,111 @@ def test_nested_settings_survive_dataclasses_replace():
     nested = StudySettings(train_seeds=(0, 1), unlearn_seeds=(2,))
     again = replace(nested, progress=False)  # as backends hand settings to workers
     assert again.cell_seeds() == nested.cell_seeds() and again.nested
+
+
+# -- the variance figure -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nested_sweep(tmp_path_factory):
+    """Fine-tune on digits class 0, 2 training × 1 split × 2 unlearning seeds, with plots."""
+    tmp = tmp_path_factory.mktemp("variance-figure")
+    settings = _settings(tmp, train_seeds=(0, 1), unlearn_seeds=(0, 1))
+    out = tmp / "nested"
+    summary = Sweep([load_entry(str(FINETUNE))], ["digits"], ["class:0"], settings, out).run()
+    return tmp, out, summary
+
+
+def _anova_2x2(values: dict[tuple[int, int], float]) -> dict[str, float]:
+    """σ²_train and σ²_unlearn of a 2 training × 2 unlearning seed table, by hand (I = K = 2):
+    MS_train = K·Σ_t (x̄_t − x̄)² / (I − 1), MS_unlearn = Σ (x − x̄_t)² / (I·(K − 1)),
+    σ²_unlearn = MS_unlearn, σ²_train = max(0, (MS_train − MS_unlearn) / K)."""
+    rows = np.array([[values[(t, u)] for u in (0, 1)] for t in (0, 1)])
+    means = rows.mean(axis=1)
+    ms_train = 2 * ((means - rows.mean()) ** 2).sum() / 1
+    ms_unlearn = ((rows - means[:, None]) ** 2).sum() / 2
+    return {"train": max(0.0, (ms_train - ms_unlearn) / 2), "unlearn": ms_unlearn}
+
+
+def test_a_nested_sweep_draws_where_its_variance_comes_from(nested_sweep):
+    from causalunlearn.metrics.catalogue import BARS
+    from causalunlearn.studies import plots
+
+    _, out, summary = nested_sweep
+    png = out / "plots" / "variance-digits-class-0.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "plots/variance-digits-class-0.png" in summary["plots"]
+    table = summary["tables"][0]
+    fig = plots.draw_variance(table)
+    titles = {b.axis_label: b.key for b in BARS}
+    names = {v: k for k, v in plots.VARIANCE_NAMES.items()}
+    # The cells' own numbers, read from their files.
+    folder = out / "runs" / "finetune" / "digits" / "class-0"
+    cells = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert len(cells) == 4
+    checked = 0
+    drawn = [ax for ax in fig.axes if ax.get_title()]
+    assert drawn and {ax.get_title() for ax in drawn} <= set(titles)
+    for ax in drawn:
+        key = titles[ax.get_title()]
+        rows = [t.get_text() for t in ax.get_yticklabels()]
+        assert rows == ["original", "retrain oracle", "finetune"]
+        widths = {names[c.get_label()]: [r.get_width() for r in c] for c in ax.containers}
+        assert len(ax.patches) == len(widths) * len(rows)  # every patch is one of the bars
+        # Stacked: each segment starts where the one before it ended.
+        lefts = [[r.get_x() for r in c] for c in ax.containers]
+        for before, after, seg in zip(lefts, lefts[1:], list(widths.values()), strict=False):
+            assert after == pytest.approx([a + w for a, w in zip(before, seg, strict=True)])
+        # finetune's segments are seed_variance's components of the cells' numbers ...
+        values = {CellSeeds.of_record(c): c["metrics"][key] for c in cells}
+        parts = variance_components(values)
+        expected = {c["name"]: c["variance"] for c in parts["components"]}
+        assert set(widths) == set(expected) | set(table["variance"]["oracle"][key]["levels"])
+        assert {n: widths[n][2] for n in expected} == pytest.approx(expected)
+        # ... which a hand-written ANOVA of the 2 × 2 table gives too.
+        by_hand = _anova_2x2({(k.train, k.unlearn): v for k, v in values.items()})
+        assert {n: widths[n][2] for n in ("train", "unlearn")} == pytest.approx(by_hand)
+        # The original and the oracle: their (training-seed) part, as the summary has it.
+        for row, label in ((0, "original"), (1, "oracle")):
+            ref = {c["name"]: c["variance"] for c in table["variance"][label][key]["components"]}
+            assert {n: w[row] for n, w in widths.items() if n in ref} == pytest.approx(ref)
+            assert all(w[row] == 0 for n, w in widths.items() if n not in ref)
+        checked += 1
+    assert checked >= 3  # forget, retain, test accuracy at least
+
+
+def test_no_variance_figure_without_parts_to_draw(nested_sweep):
+    """Paired seeds, and nested seeds that vary one list only, have nothing to split."""
+    from causalunlearn.studies import plots
+
+    tmp, out, _ = nested_sweep
+    for name, seeds in (("paired", {"seeds": (0,)}), ("one-list", {"train_seeds": (0, 1)})):
+        copy = tmp / name
+        shutil.copytree(out, copy, ignore=shutil.ignore_patterns("plots"))
+        ran = []
+        sweep = Sweep(
+            [load_entry(str(FINETUNE))],
+            ["digits"],
+            ["class:0"],
+            _settings(tmp, **seeds),
+            copy,
+            on_cell=ran.append,
+        )
+        summary = sweep.run()
+        assert ran == []  # every cell is one of the nested sweep's
+        assert (copy / "plots" / "bars-digits-class-0.png").is_file()
+        assert not any("variance" in p for p in summary["plots"]), name
+        assert not list((copy / "plots").glob("variance-*")), name
+        assert plots.draw_variance(summary["tables"][0]) is None
+    # --no-plots writes none of it.
+    nothing = tmp / "no-plots"
+    shutil.copytree(out, nothing, ignore=shutil.ignore_patterns("plots"))
+    Sweep(
+        [load_entry(str(FINETUNE))],
+        ["digits"],
+        ["class:0"],
+        _settings(tmp, train_seeds=(0, 1), unlearn_seeds=(0, 1)),
+        nothing,
+        plots=False,
+    ).run()
+    assert not (nothing / "plots").exists()

@@ -306,3 +306,126 @@ def test_a_tuning_where_every_candidate_diverges_still_writes_its_report(tmp_pat
     assert report["chosen"] is None and report["preset_line"] is None
     assert [bool(c["diverged"]) for c in report["candidates"]] == [True, True]
     assert "Chosen: none" in (out / "tuning.md").read_text()
+
+
+# -- nested seeds ------------------------------------------------------------------------------
+
+NESTED = ["--train-seeds", "0,1", "--unlearn-seeds", "0,1"]
+LRS = ("1e-3", "3e-3")
+
+
+@pytest.fixture(scope="module")
+def nested_tune(tmp_path_factory):
+    """``causalunlearn tune --train-seeds 0,1 --unlearn-seeds 0,1`` on digits, two candidates
+    (originals and oracles trained for one epoch, to stay fast)."""
+    folder = tmp_path_factory.mktemp("nested-tune")
+    args = ["tune", str(NEGGRAD), *NESTED, "--grid", f"stages.unlearn.lr={','.join(LRS)}"]
+    args += ["--out", str(folder / "out"), "--cache-dir", str(folder / "cache")]
+    args += ["--epochs-original", "1", "--threads", "1", "--no-progress"]
+    assert main(args) == 0
+    return args, folder / "out"
+
+
+def _cell_files(out: Path, label: str) -> dict[tuple[int, int, int], Path]:
+    folder = out / "runs" / label / "digits-val20-s100" / "class-1"
+    return {
+        (c["seeds"]["train"], c["seeds"]["split"], c["seeds"]["unlearn"])
+        if "seeds" in c
+        else (c["seed"],) * 3: p
+        for p in folder.glob("*.json")
+        for c in [json.loads(p.read_text())]
+    }
+
+
+def test_nested_tuning_chooses_on_the_mean_over_every_cell(nested_tune, capsys):
+    args, out = nested_tune
+    report = json.loads((out / "tuning.json").read_text())
+    task = report["task"]
+    # The seeds are recorded as compare records them (sweep.json): the three lists, no seeds.
+    assert "seeds" not in task
+    nested = ("train_seeds", "split_seeds", "unlearn_seeds")
+    assert [task[k] for k in nested] == [[0, 1], [0], [0, 1]]
+    describe = json.loads((out / "sweep.json").read_text())
+    assert {k: describe[k] for k in nested} == {k: task[k] for k in nested}
+    expected = {(t, 0, u) for t in (0, 1) for u in (0, 1)}
+    refs = out / "references" / "digits-val20-s100" / "class-1"
+    # One reference (original + oracle) per training seed: seed0.json, seed1-split0.json.
+    oracles = {
+        t: json.loads((refs / name).read_text())["metrics"]["oracle"]
+        for t, name in ((0, "seed0.json"), (1, "seed1-split0.json"))
+    }
+    means = {}
+    for candidate in report["candidates"]:
+        files = _cell_files(out, candidate["label"])
+        assert set(files) == expected  # 4 cells per candidate
+        gaps = []
+        for (t, _, _), path in files.items():
+            cell = json.loads(path.read_text())
+            assert cell["status"] == "finished"
+            # Each cell's average gap, recomputed against its own original's oracle.
+            mine = sum(abs(cell["metrics"][k] - oracles[t][k]) for k in AVERAGE_GAP_KEYS) / 4
+            assert cell["metrics"]["average_gap"] == pytest.approx(mine)
+            gaps.append(mine)
+        means[candidate["label"]] = statistics.mean(gaps)
+        assert candidate["average_gap"] == pytest.approx(means[candidate["label"]])
+        assert candidate["average_gap_std"] == pytest.approx(statistics.stdev(gaps))
+        assert len(candidate["seeds"]) == 4
+    assert len(set(means.values())) == 2, "the test needs two candidates that differ"
+    assert report["chosen"]["label"] == min(means, key=means.get)
+    # The noise floor is the oracle's sample std over the two originals' oracles.
+    floor = statistics.mean(
+        statistics.stdev(oracles[t][k] for t in (0, 1)) for k in AVERAGE_GAP_KEYS
+    )
+    assert report["noise_floor"] == pytest.approx(floor)
+    text = (out / "tuning.md").read_text()
+    assert "training seeds 0, 1 × split seeds 0 × unlearning seeds 0, 1 (4 cells)" in text
+    assert "where the variance comes from" in (out / "summary.md").read_text()
+    # Resuming computes nothing: no cell file is rewritten.
+    cells = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("seed*.json")}
+    assert len(cells) == 8
+    capsys.readouterr()
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("seed*.json")} == cells
+    assert json.loads((out / "tuning.json").read_text())["chosen"] == report["chosen"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "rc", "code"),
+    [
+        (["--seeds", "100", "--train-seeds", "0,1"], 1, "mixed-seeds"),
+        (["--unlearn-seeds", "1,1"], 1, "duplicate-seeds"),
+        (["--train-seeds", "0,-1"], 1, "bad-seed"),
+        (["--split-seeds", ","], 2, "no-seeds"),
+        (["--train-seeds", "a"], 2, "bad-seed"),
+    ],
+)
+def test_bad_nested_seeds_are_the_errors_of_compare(flags, rc, code, tmp_path, capsys):
+    """tune and compare refuse the same bad seeds with the same coded error, before computing."""
+    errors = {}
+    for command in (["tune", str(NEGGRAD)], ["compare", str(NEGGRAD)]):
+        out = tmp_path / command[0]
+        assert main([*command, *flags, "--out", str(out), "--no-progress"]) == rc
+        err = capsys.readouterr().err
+        assert f"[{code}]" in err, err
+        errors[command[0]] = err.split(f"[{code}]", 1)[1].strip().splitlines()[0]
+        assert not out.exists()  # nothing computed, no folder claimed
+    if rc == 1:  # the same message (argparse's usage errors name the program)
+        assert errors["tune"] == errors["compare"]
+
+
+def test_tuning_seed_fields_default_and_the_flags():
+    from causalunlearn.studies.tuning import TUNING_SEEDS, tuning_seed_fields
+
+    assert tuning_seed_fields() == {"seeds": TUNING_SEEDS} == {"seeds": (100,)}
+    assert tuning_seed_fields(seeds=[3]) == {"seeds": (3,)}
+    assert tuning_seed_fields(train_seeds=[0, 1], unlearn_seeds=[2]) == {
+        "train_seeds": (0, 1),
+        "unlearn_seeds": (2,),
+    }
+    # Unset nested lists are 0, as in compare (StudySettings fills them).
+    fields = tuning_seed_fields(train_seeds=[100, 101])
+    assert StudySettings(**fields).seed_plan() == {
+        "train_seeds": [100, 101],
+        "split_seeds": [0],
+        "unlearn_seeds": [0],
+    }
