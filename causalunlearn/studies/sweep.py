@@ -344,6 +344,8 @@ class Sweep:
             paths = [
                 plots.metric_bars(table, self.out / "plots" / f"bars-{stem}.png"),
                 plots.relearning_curves(table, self.out / "plots" / f"relearn-{stem}.png"),
+                # nested seeds: the variance by seed (None without parts to draw)
+                plots.variance_figure(table, self.out / "plots" / f"variance-{stem}.png"),
             ]
             ablations = [e for e in self.entries if e.remove]
             if ablations:
