@@ -35,7 +35,7 @@ from typing import Any
 
 from causalunlearn.atomic import atomic_write, write_json
 from causalunlearn.data import default_cache_dir, resolve_data_root
-from causalunlearn.errors import RunError, shown
+from causalunlearn.errors import CausalUnlearnError, RunError, shown
 from causalunlearn.numerics import applied, limit_threads
 from causalunlearn.plugins import imported_plugins
 from causalunlearn.studies.backends import Backend, parse_backend
@@ -378,6 +378,42 @@ class Sweep:
             written += [str(p.relative_to(self.out)) for p in paths if p is not None]
         return written
 
+    def _klom(
+        self,
+        dataset: str,
+        scenario: str,
+        cells: Sequence[tuple[Path, dict[str, Any]]],
+        keys: Sequence[CellSeeds],
+    ) -> dict[str, Any] | None:
+        """``oracle_klom`` of one method's finished cells (``(path, cell)``, seeds ``keys``):
+        :func:`~causalunlearn.studies.oracles.group_klom` of the outputs saved beside the cells
+        and their references, no model loaded. ``None`` where it cannot apply (fewer than two
+        cells, or fewer than ``KLOM_MIN_ORACLES`` oracles among their training seeds' K each,
+        or cells whose forget rows differ); ``{"missing": why}`` when an outputs file cannot be
+        read (a sweep of a version that did not save them)."""
+        from causalunlearn.metrics.oracle_distribution import KLOM_MIN_ORACLES
+        from causalunlearn.studies.oracles import group_klom, oracle_seeds
+        from causalunlearn.studies.outputs import load_outputs
+
+        oracles = {s for k in keys for s in oracle_seeds(k.train, self.settings.oracles)}
+        if len(cells) < 2 or len(oracles) < KLOM_MIN_ORACLES:
+            return None  # decided without reading a file: a sweep without --oracles pays nothing
+        references: dict[Path, Any] = {}
+        members = []
+        try:
+            for (path, cell), key in zip(cells, keys, strict=True):
+                ref = beside(self.reference_path(dataset, scenario, key))
+                if ref not in references:
+                    references[ref] = load_outputs(ref)
+                outs = load_outputs(beside(path), split_digest=cell["split"]["digest"])
+                members.append((outs, references[ref], key.train))
+        except CausalUnlearnError as err:
+            return {"missing": f"[{err.code}] {err.message}"}
+        klom = group_klom(members, seed=keys[0].train)
+        if klom is None:
+            return None
+        return {**klom, "seeds": [k.name(self.settings.nested) for k in keys]}
+
     def _table(self, dataset: str, scenario: str) -> dict[str, Any]:
         nested = self.settings.nested
         cell_seeds = self.settings.cell_seeds()
@@ -405,13 +441,18 @@ class Sweep:
         if any("random_init" in m for _, m, _ in refs):  # the probe's floor (--probe)
             rows["random_init"] = _stats([m.get("random_init", {}) for _, m, _ in refs], None)
             rows["random_init"]["seeds"] = rows["original"]["seeds"]
+        distribution: dict[str, Any] = {}  # per method: its oracle_klom (one for all seeds)
         for entry in self.entries:
-            cells, failed = [], []
+            cells, failed, paths = [], [], []
             for seeds in cell_seeds:
                 path = self.cell_path(entry.label, dataset, scenario, seeds)
                 if path.is_file():
                     cell = read_cell(path)
-                    (failed if cell.get("status") == "failed" else cells).append(cell)
+                    if cell.get("status") == "failed":
+                        failed.append(cell)
+                    else:
+                        cells.append(cell)
+                        paths.append(path)
             if failed:
                 failures[entry.label] = {
                     "seeds": [CellSeeds.of_record(c).name(nested) for c in failed],
@@ -435,6 +476,16 @@ class Sweep:
                 )
             if all("relearning_curve" in c["extra"] for c in cells):
                 curves[entry.label] = [c["extra"]["relearning_curve"] for c in cells]
+            klom = self._klom(dataset, scenario, list(zip(paths, cells, strict=True)), keys)
+            if klom is not None:
+                distribution[entry.label] = klom
+                if "value" in klom:  # one value for the group: no ±, no gap
+                    rows[entry.label]["oracle_klom"] = {
+                        "mean": klom["value"],
+                        "std": float("nan"),
+                        "n": klom["n_models"],
+                        "ci": klom["ci"],
+                    }
         methods = [e.label for e in self.entries if e.label in rows]
         best = best_per_column(rows, methods)
         table = {
@@ -448,5 +499,7 @@ class Sweep:
         }
         if nested:  # paired seeds cannot be told apart: no decomposition (docs/sweeps.md)
             table["variance"] = variance
+        if distribution:  # --oracles K: the methods' oracle_klom, interval and seeds
+            table["oracle_distribution"] = distribution
         table.update(sweep_comparisons(self, dataset, scenario, methods))  # per-class, paired
         return table
