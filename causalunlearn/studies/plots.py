@@ -253,6 +253,8 @@ def draw_variance(table: Mapping[str, Any]):
     metrics = variance_metrics(table)
     if not metrics:
         return None
+    from matplotlib.ticker import FuncFormatter
+
     plt = _pyplot()
     variance = table["variance"]
     labels = [lab for lab in ("original", "oracle", *table["methods"]) if lab in variance]
@@ -301,6 +303,8 @@ def draw_variance(table: Mapping[str, Any]):
         ax.set_title(axis_label, fontsize=10)
         ax.set_xlabel("variance of one cell (points²), by seed", fontsize=8)
         ax.set_xlim(0, 1.25 * max(left) or 1.0)  # room for the σ notes
+        ax.locator_params(axis="x", nbins=4)  # tiny variances keep readable ticks
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     handles, legend = axes.flat[0].get_legend_handles_labels()
