@@ -180,7 +180,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="run the U-LiRA attack with N shadow models (at least 4; 64 is the full attack;"
-        " random removal only): N trainings and N unlearning runs per cell (default: off)",
+        " random removal only): N shadow trainings per dataset, split and seed (cached: every"
+        " method of a sweep shares them) and N unlearning runs per cell (default: off)",
     )
     parser.add_argument(
         "--lira-epochs",
