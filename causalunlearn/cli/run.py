@@ -171,8 +171,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="K",
         help="retrain oracles per split, training seeds seed..seed+K-1 (default 1); K >= 3 adds"
-        " oracle_margin_z, K >= 8 with several seeds a run's oracle_klom; costs K-1 more oracle"
-        " trainings per retain set (cached)",
+        " oracle_margin_z, K >= 8 with several seeds oracle_klom (per run, per sweep method);"
+        " costs K-1 more oracle trainings per retain set (cached)",
     )
     parser.add_argument(
         "--lira-shadows",

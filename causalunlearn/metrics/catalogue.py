@@ -227,7 +227,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
         "low",
         0.0,
         source="KL divergence of margins (Georgiev et al., arXiv 2410.23232, App. E.1), Gaussian"
-        " fits; a run of ≥ 2 seeds with --oracles K ≥ 8",
+        " fits; a run of ≥ 2 seeds, or a sweep method's ≥ 2 finished cells, on the same forget"
+        " rows with ≥ 8 distinct oracles (--oracles K)",
         formula="median over forget rows of KL(N(μ_o, σ_o²) ‖ N(μ_u, σ_u²)) of the margins of"
         " the oracles and of the unlearned models of the run's seeds",
     ),

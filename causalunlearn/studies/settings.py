@@ -90,7 +90,8 @@ class StudySettings:
             part of :meth:`key`.
         oracles: Retrain oracles per split (``K``; default 1). From 3 on, every model also gets
             ``oracle_margin_z`` (its correct-class margins against the distribution of oracles
-            ``1..K−1``), and a run of several seeds with K ≥ 8 the KLoM-style ``oracle_klom``
+            ``1..K−1``), and a run of several seeds (or a sweep method's finished cells) on
+            the same forget rows with ≥ 8 distinct oracles the KLoM-style ``oracle_klom``
             (:mod:`causalunlearn.studies.oracles`). Costs K − 1 more oracle trainings per retain
             set (cached, shared across split seeds with the same retain set).
         lira_shadows: Shadow models of the U-LiRA attack (0: off, the default; at least 4; 64
