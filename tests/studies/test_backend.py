@@ -210,3 +210,18 @@ def test_plugins_are_listed_for_workers_while_loaded(tmp_path, monkeypatch):
     assert (str(file.resolve()), "") in imported_plugins()
     del sys.modules["cu_backend_listed"]  # unloaded: not for workers any more
     assert (str(file.resolve()), "") not in imported_plugins()
+
+
+def test_the_time_left_counts_from_the_first_cell_not_from_the_model_training():
+    # 30 cells, 10 resumed; the originals took 600 s before any cell could start, then one
+    # cell took 30 s: 19 cells left at 30 s each, not at the 630 s since the command started.
+    from causalunlearn.studies.backends.plan import SweepProgress
+
+    progress = SweepProgress(30, 10, enabled=False)
+    assert progress.left() is None  # nothing finished yet
+    progress.start -= 630.0
+    progress.started()
+    progress.first_cell -= 30.0
+    progress.done += 1
+    assert progress.left(now=progress.first_cell + 30.0) == pytest.approx(19 * 30.0)
+    progress.close()

@@ -110,23 +110,28 @@ class SweepProgress:
         self.total, self.done, self.before = total, done, done
         self.running = self.failed = 0
         self.start = time.monotonic()
+        self.first_cell: float | None = None  # when the first cell went to a worker
         self.bar = progress_bar(
             total=total, initial=done, enabled=enabled, desc="sweep", unit="run"
         )
 
-    def left(self) -> float | None:
-        """Seconds left, from this run's rate (wall time per finished cell); ``None`` before
-        the first cell."""
+    def left(self, now: float | None = None) -> float | None:
+        """Seconds left, from this run's rate: wall time since the first cell went to a worker
+        per finished cell (training the originals and oracles before any cell can start is not
+        a cell's cost, so it does not inflate the estimate); ``None`` before the first cell."""
         finished = self.done - self.before
-        if finished == 0:
+        if finished == 0 or self.first_cell is None:
             return None
-        return (time.monotonic() - self.start) / finished * (self.total - self.done)
+        now = time.monotonic() if now is None else now
+        return (now - self.first_cell) / finished * (self.total - self.done)
 
     def _postfix(self) -> None:
         self.bar.set_postfix_str(f"running {self.running}, failed {self.failed}")
 
     def started(self) -> None:
         """A cell went to a worker."""
+        if self.first_cell is None:
+            self.first_cell = time.monotonic()
         self.running += 1
         self._postfix()
 
