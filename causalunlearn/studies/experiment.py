@@ -54,6 +54,7 @@ from causalunlearn.studies.outputs import (
 )
 from causalunlearn.studies.records import MANIFEST_FORMAT, RunManifest, versions
 from causalunlearn.studies.settings import StudySettings
+from causalunlearn.studies.shadows import reference_lira
 from causalunlearn.studies.tracking import tracked
 
 _log = logging.getLogger(__name__)
@@ -494,11 +495,7 @@ def _one_seed(method, settings, data, model_name, cache, device, seed, staging) 
             )[0]
         for role, details in outcome.extra.get("lira", {}).items():
             if role in metrics and role != "unlearned":  # the references, on this cell's shadows
-                metrics[role] = {
-                    **metrics[role],
-                    "lira_auc": details["auc"],
-                    "lira_tpr_1fpr": details["tpr_at_1fpr"],
-                }
+                metrics[role] = {**metrics[role], **reference_lira(details)}
         notify_end(cbs, metrics)
     result = outcome.result
     logits["unlearned"] = outcome.logits

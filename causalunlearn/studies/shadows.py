@@ -287,6 +287,13 @@ def shadow_statistics(
     )
 
 
+def reference_lira(details: dict[str, Any]) -> dict[str, float]:
+    """A reference model's (the original's, the oracle's) ``lira_auc`` and ``lira_tpr_1fpr``
+    from its details in a cell's ``extra["lira"]``: scored against *that cell's* shadows, which
+    unlearned with the cell's method, so each cell has its own."""
+    return {"lira_auc": details["auc"], "lira_tpr_1fpr": details["tpr_at_1fpr"]}
+
+
 def lira_metrics(
     stats: ShadowStats, logits_train: Any, logits_test: Any, train_y: Any, test_y: Any
 ) -> tuple[dict[str, float], dict[str, Any]]:

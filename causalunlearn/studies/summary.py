@@ -42,7 +42,7 @@ def best_per_column(rows: dict[str, Any], methods: list[str]) -> dict[str, list[
             stat = rows[label].get(key)
             if stat is None:
                 continue
-            value = stat["gap"] if ideal == "oracle" else stat["mean"]
+            value = stat.get("gap") if ideal == "oracle" else stat["mean"]
             if value is None or math.isnan(value):
                 continue
             scored.append((-value if ideal == "high" else value, label))

@@ -54,6 +54,7 @@ from causalunlearn.studies.records import (
 )
 from causalunlearn.studies.seeds import CellSeeds
 from causalunlearn.studies.settings import StudySettings
+from causalunlearn.studies.shadows import reference_lira
 from causalunlearn.studies.summary import _stats, best_per_column, seed_variance, summary_markdown
 
 _log = logging.getLogger(__name__)
@@ -96,6 +97,16 @@ def _stored_reference(path: Path) -> dict[str, Any] | None:
     except RunError as err:
         _log.warning("%s; recomputing it", err.message)
         return None
+
+
+def _with_cell_lira(oracle: dict[str, Any] | None, cell: dict[str, Any]) -> dict[str, Any] | None:
+    """The oracle's metrics a cell's gaps are measured against: the reference file's, plus, with
+    ``--lira-shadows``, the oracle's LiRA scores on *this cell's* shadows (they unlearned with the
+    cell's method, so the reference file has none)."""
+    details = cell.get("extra", {}).get("lira", {}).get("oracle")
+    if oracle is None or not details:
+        return oracle
+    return {**oracle, **reference_lira(details)}
 
 
 class Sweep:
@@ -464,7 +475,10 @@ class Sweep:
                 continue
             keys = [CellSeeds.of_record(c) for c in cells]
             per_seed = [c["metrics"] for c in cells]
-            oracles = [oracle_by_models.get(k.models) for k in keys]
+            oracles = [
+                _with_cell_lira(oracle_by_models.get(k.models), c)
+                for k, c in zip(keys, cells, strict=True)
+            ]
             rows[entry.label] = _stats(per_seed, oracles)
             rows[entry.label]["seeds"] = [k.name(nested) for k in keys]
             if nested:

@@ -47,12 +47,7 @@ def _compare(out: Path, cache: Path) -> None:
         cache_dir=str(cache),
     )
     entries = [load_entry(str(CAMU)), load_entry(str(FINETUNE))]
-    sweep = Sweep(entries, ["digits"], ["random:0.1"], settings, out, plots=False)
-    # The cells are what is tested, not the summary drawn from them afterwards (summary.py);
-    # Sweep.run() returns the summary once every cell file is written.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Sweep, "summarise", lambda self: None)
-        sweep.run()
+    Sweep(entries, ["digits"], ["random:0.1"], settings, out, plots=False).run()
 
 
 def _shadow_files(cache: Path) -> dict[str, int]:
@@ -79,6 +74,20 @@ def two_sweeps(tmp_path_factory):
     after_cold = _shadow_files(cache)
     _compare(root / "warm", cache)
     return cache, after_cold, _cells(root / "cold"), _cells(root / "warm")
+
+
+def test_the_summary_measures_lira_against_each_cells_own_oracle(two_sweeps, tmp_path):
+    # The oracle's LiRA score depends on the shadows, which unlearned with the cell's method:
+    # each method's gap is |its AUC - the oracle's AUC on the same shadows|, not a shared one.
+    cache, _, cold, _ = two_sweeps
+    summary = json.loads((cache.parent / "cold" / "summary.json").read_text())
+    rows = summary["tables"][0]["rows"]
+    for label, cell in cold.items():
+        lira = cell["extra"]["lira"]
+        for key, detail in (("lira_auc", "auc"), ("lira_tpr_1fpr", "tpr_at_1fpr")):
+            expected = abs(cell["metrics"][key] - lira["oracle"][detail])
+            assert rows[label][key]["gap"] == pytest.approx(expected), (label, key)
+    assert "U-LiRA AUC" in (cache.parent / "cold" / "summary.md").read_text()
 
 
 def test_two_methods_in_one_sweep_train_the_shadows_once(two_sweeps):
