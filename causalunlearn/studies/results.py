@@ -24,6 +24,17 @@ In a sweep, the original's and the oracle's metrics (``references/``) are shared
 method of a (dataset, scenario, training seed, split seed); they are repeated under each method
 with a finished cell there, so every method has its three models side by side. Failed cells
 (``status: failed``) have no numbers and give no rows.
+
+**Group metrics** (:data:`GROUP_METRICS`: ``oracle_klom``, ``--oracles K``) are one value for a
+group of unlearned models, not one per seed: a run's seeds together (the manifest's
+``oracle_distribution``), or a sweep method's finished cells of one (dataset, scenario) table
+together (``summary.json``: the table's ``oracle_distribution``). The value is repeated on the
+``unlearned`` row of every seed of the group (every seed its ``seeds`` list names), so the wide
+table has an ``oracle_klom`` column beside the per-seed ones and a ``groupby`` over seeds gives
+the value back (its std over seeds is 0 by construction, not a spread; the 95 % interval is in
+the manifest or ``summary.json``, ``ci``). A sweep's comes from ``summary.json``: a sweep
+interrupted before its summary was written has none until ``compare ... --summary-only`` (or
+the resumed sweep) writes it. ``df[~df.metric.isin(GROUP_METRICS)]`` keeps the per-seed values.
 """
 
 from __future__ import annotations
@@ -39,8 +50,9 @@ from typing import Any
 from causalunlearn.atomic import atomic_write
 from causalunlearn.errors import RunError
 from causalunlearn.studies.seeds import CellSeeds
+from causalunlearn.studies.summary import GROUP_COLUMNS
 
-__all__ = ["COLUMNS", "INDEX", "MODELS", "result_rows", "results", "write_csv"]
+__all__ = ["COLUMNS", "GROUP_METRICS", "INDEX", "MODELS", "result_rows", "results", "write_csv"]
 
 #: What identifies one model's numbers (the index of the wide table).
 INDEX = (
@@ -57,6 +69,8 @@ INDEX = (
 COLUMNS = (*INDEX, "metric", "value")
 #: The model roles, in table order.
 MODELS = ("original", "unlearned", "oracle", "random_init")
+#: Metrics of a group of seeds (one value, repeated on each of the group's ``unlearned`` rows).
+GROUP_METRICS = tuple(m.key for m in GROUP_COLUMNS)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -99,8 +113,26 @@ def _rows(
     ]
 
 
+def _in_group(found: Mapping[str, Any] | None, name: int | str) -> dict[str, float]:
+    """``{"oracle_klom": value}`` when the group result ``found`` (a run's or a sweep
+    method's ``oracle_distribution``: ``value``, ``seeds``) has a value and names ``name``
+    among its seeds; else ``{}`` (none computed, or ``{"missing": why}``)."""
+    if not found or not isinstance(found.get("value"), (int, float)):
+        return {}
+    if name not in found.get("seeds", ()):
+        return {}
+    return {"oracle_klom": float(found["value"])}
+
+
+def _with_group(by_model: Mapping[str, Any], group: dict[str, float]) -> Mapping[str, Any]:
+    if not group or "unlearned" not in by_model:
+        return by_model
+    return {**by_model, "unlearned": {**by_model["unlearned"], **group}}
+
+
 def _run_rows(manifest_path: Path) -> list[dict[str, Any]]:
     manifest = _read(manifest_path)
+    klom = manifest.get("oracle_distribution")
     rows = []
     for seed in manifest.get("per_seed", []):
         rows += _rows(
@@ -108,7 +140,7 @@ def _run_rows(manifest_path: Path) -> list[dict[str, Any]]:
             manifest["dataset"],
             manifest["scenario"],
             seed["seed"],
-            seed["metrics"],
+            _with_group(seed["metrics"], _in_group(klom, int(seed["seed"]))),
         )
     return rows
 
@@ -122,9 +154,24 @@ def _seed_of(path: Path) -> tuple[int, ...]:
     return (int(t), int(t), int(t)) if s is None else (int(t), int(s), int(u))
 
 
+def _sweep_groups(folder: Path) -> dict[tuple[str, str, str], Mapping[str, Any]]:
+    """``(method, dataset, scenario) → oracle_distribution`` of ``summary.json`` (none when
+    the sweep has no summary yet, or no method got a group metric)."""
+    path = folder / "summary.json"
+    if not path.is_file():
+        return {}
+    summary = _read(path)  # corrupt-cell naming the file when unreadable
+    return {
+        (label, table.get("dataset"), table.get("scenario")): found
+        for table in summary.get("tables", ())
+        for label, found in (table.get("oracle_distribution") or {}).items()
+    }
+
+
 def _sweep_rows(folder: Path) -> list[dict[str, Any]]:
     rows = []
     references: dict[Path, dict[str, Any]] = {}
+    groups = _sweep_groups(folder)
     paths = (folder / "runs").rglob("seed*.json")
     for path in sorted(paths, key=lambda p: (p.parts[:-1], _seed_of(p))):
         cell = _read(path)
@@ -137,12 +184,16 @@ def _sweep_rows(folder: Path) -> list[dict[str, Any]]:
         ref_path = folder / "references" / path.parent.parent.name / path.parent.name / ref_name
         if ref_path not in references:
             references[ref_path] = _read(ref_path) if ref_path.is_file() else {}
+        label = cell["method"]["label"]
+        found = groups.get((label, cell["dataset"], cell["scenario"]))
+        # the summary names a paired sweep's cells by seed (int), a nested one's as "T/S/U"
+        group = _in_group(found, seeds.name(False)) or _in_group(found, seeds.name(True))
         by_model = {
             **references[ref_path].get("metrics", {}),
-            "unlearned": cell["metrics"],
+            "unlearned": {**cell["metrics"], **group},
         }
         rows += _rows(
-            cell["method"]["label"],
+            label,
             cell["dataset"],
             cell["scenario"],
             cell["seed"],

@@ -4,8 +4,10 @@ of ``compare --csv``, checked value by value against the manifest and cell files
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from causalunlearn.errors import RunError
 from causalunlearn.graph import load_graph
 from causalunlearn.recipes import Recipe
 from causalunlearn.studies.experiment import RunSettings, run_experiment
-from causalunlearn.studies.results import COLUMNS, INDEX, result_rows, results
+from causalunlearn.studies.results import COLUMNS, GROUP_METRICS, INDEX, result_rows, results
 
 ROOT = Path(__file__).resolve().parents[2]
 CAMU = ROOT / "graphs" / "camu.yaml"
@@ -131,3 +133,109 @@ def test_errors_name_the_fix(tmp_path, monkeypatch, run_folder):
     assert err.value.code == "pandas-missing"
     assert "pip install causalunlearn[pandas]" in err.value.hint
     assert result_rows(run_folder)  # the plain rows need no pandas
+
+
+# ---- group metrics (oracle_klom, --oracles K): one value per run / sweep method -------------
+
+KLOM_SEEDS = (0, 1)
+
+
+@pytest.fixture(scope="module")
+def klom_folders(tmp_path_factory):
+    """Digits class 0, CaMU, seeds 0 and 1, 8 oracles per split (9 distinct: training seeds
+    0..8 share the one retain set): a sweep and a run of the same settings and cache (the run
+    trains nothing), each with an ``oracle_klom`` for its two seeds."""
+    from causalunlearn.metrics.oracle_distribution import KLOM_MIN_ORACLES
+    from causalunlearn.studies.entries import load_entry
+    from causalunlearn.studies.settings import StudySettings
+    from causalunlearn.studies.sweep import Sweep
+
+    tmp = tmp_path_factory.mktemp("results-klom")
+    shared = {
+        "seeds": KLOM_SEEDS,
+        "recipe": FAST,
+        "cache_dir": str(tmp / "cache"),
+        "progress": False,
+        "threads": 1,
+        "oracles": KLOM_MIN_ORACLES,
+    }
+    entries = [load_entry(f"{CAMU}@digits-class"), load_entry(f"{FINETUNE}@digits-class")]
+    sweep = Sweep(
+        entries, ["digits"], ["class:0"], StudySettings(**shared), tmp / "sweep", plots=False
+    )
+    sweep.run()
+    settings = RunSettings(dataset="digits", scenario="class:0", **shared)
+    run_experiment(load_graph(CAMU, preset="digits-class"), settings, tmp / "run")
+    return tmp / "sweep", tmp / "run"
+
+
+def _klom_rows(rows):
+    return [r for r in rows if r["metric"] == "oracle_klom"]
+
+
+def test_run_folder_repeats_its_klom_on_each_seed(klom_folders):
+    _, run = klom_folders
+    manifest = json.loads((run / "manifest.json").read_text())
+    klom = manifest["oracle_distribution"]
+    assert klom["seeds"] == list(KLOM_SEEDS) and math.isfinite(klom["value"])
+    assert manifest["summary"]["unlearned"]["oracle_klom"]["mean"] == klom["value"]
+    rows = result_rows(run)
+    found = _klom_rows(rows)
+    assert [(r["model"], r["seed"]) for r in found] == [("unlearned", s) for s in KLOM_SEEDS]
+    assert all(r["value"] == klom["value"] for r in found)
+    # every per-seed value is still there, each once: only the group value was added
+    per_seed = sum(len(e["metrics"][m]) for e in manifest["per_seed"] for m in e["metrics"])
+    assert len(rows) == per_seed + len(KLOM_SEEDS)
+
+
+def test_sweep_folder_repeats_each_methods_klom_on_its_cells(klom_folders, tmp_path):
+    sweep, run = klom_folders
+    table = json.loads((sweep / "summary.json").read_text())["tables"][0]
+    assert set(table["oracle_distribution"]) == {"camu", "finetune"}
+    rows = result_rows(sweep)
+    got: dict[tuple[str, int], float] = {}
+    for r in _klom_rows(rows):
+        assert r["model"] == "unlearned"
+        got[(r["method"], r["seed"])] = r["value"]
+    want = {
+        (label, s): table["oracle_distribution"][label]["value"]
+        for label in ("camu", "finetune")
+        for s in KLOM_SEEDS
+    }
+    assert got == want
+    assert got[("camu", 0)] != got[("finetune", 0)]  # each method its own group
+    # the sweep's camu group and the run of the same seeds, K and cache: one number
+    (from_run,) = {r["value"] for r in _klom_rows(result_rows(run))}
+    assert got[("camu", 0)] == pytest.approx(from_run, rel=1e-9)
+
+    if importlib.util.find_spec("pandas") is not None:
+        wide = results(sweep, wide=True)
+        assert "oracle_klom" in wide.columns
+        unlearned = wide[wide.model == "unlearned"]
+        by_cell = {(r["method"], r["seed"]): r["oracle_klom"] for r in unlearned.to_dict("records")}
+        assert by_cell == want
+        assert wide[wide.model != "unlearned"].oracle_klom.isna().all()
+        long = results(sweep)
+        assert set(long[long.metric.isin(GROUP_METRICS)].model) == {"unlearned"}
+
+    # a group names its seeds: a cell outside them gets no value; no summary, no group value
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy)
+    summary = json.loads((copy / "summary.json").read_text())
+    summary["tables"][0]["oracle_distribution"]["camu"]["seeds"] = [1]
+    (copy / "summary.json").write_text(json.dumps(summary))
+    assert {(r["method"], r["seed"]) for r in _klom_rows(result_rows(copy))} == {
+        ("camu", 1),
+        ("finetune", 0),
+        ("finetune", 1),
+    }
+    (copy / "summary.json").unlink()
+    assert _klom_rows(result_rows(copy)) == []
+    assert len(result_rows(copy)) == len(rows) - len(want)
+
+
+def test_no_oracles_no_group_rows(run_folder, sweep_folder):
+    """Without --oracles (K = 1) nothing reaches 8 oracles: no oracle_klom row anywhere."""
+    assert "oracle_klom" in GROUP_METRICS
+    assert _klom_rows(result_rows(run_folder)) == []
+    assert _klom_rows(result_rows(sweep_folder[0])) == []
