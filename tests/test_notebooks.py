@@ -15,6 +15,7 @@ more with ``dot`` hidden from ``PATH``, so both paths stay tested.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -91,14 +92,88 @@ EXPECTED = {
         "probe accuracy",
         "paired comparison with camu",
         "than head-zero",
+        "| model | forget acc | test acc | oracle_margin_z | oracle_klom [95 % interval] |",
+        "null sd of the AUC",
+        "rescore camu-digits-random-0.1-lira (run)",
     ],
 }
+
+
+def _number(text: str) -> float:
+    return float(text.strip().strip("*"))
+
+
+def check_per_example(text: str) -> None:
+    """Notebook 5's section 6, read back from what it shows: the oracle-distribution table
+    (CaMU and head-zero, seeds 0 and 1, 8 oracles), the U-LiRA lines and the rescores."""
+    header = "| model | forget acc | test acc | oracle_margin_z | oracle_klom [95 % interval] |"
+    lines = text.split(header, 1)[1].strip().splitlines()[1:5]
+    table = {}
+    for line in lines:
+        name, forget, test, z, klom = (c.strip() for c in line.strip().strip("|").split("|"))
+        table[name] = {"forget": _number(forget), "test": _number(test), "z": _number(z)}
+        found = re.fullmatch(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", klom)
+        if found:
+            table[name]["klom"], table[name]["low"], table[name]["high"] = map(
+                float, found.groups()
+            )
+        else:
+            assert klom == "–", line
+    assert list(table) == ["original", "retrain oracle", "camu", "head-zero"]
+    # KLoM is one value per method over its seeds: none for the references
+    assert "klom" not in table["original"] and "klom" not in table["retrain oracle"]
+    for method in ("camu", "head-zero"):
+        row = table[method]
+        assert 0 <= row["low"] <= row["klom"] <= row["high"] < math.inf, row
+    # head-zero's class-0 logit is -100: it never predicts 0 (like the oracle, which never saw
+    # one), yet its margins are the farthest from the oracles'
+    assert table["head-zero"]["forget"] == 0.0 == table["retrain oracle"]["forget"]
+    assert table["head-zero"]["klom"] > table["camu"]["klom"]
+    assert table["head-zero"]["z"] > max(table["camu"]["z"], table["retrain oracle"]["z"])
+    # the same KLoM in results(): repeated on each seed's unlearned row (two rows per method)
+    for method in ("camu", "head-zero"):
+        shown = re.findall(rf"^\d+\s+{method}\s+[01]\s.*\s([\d.]+)$", text, flags=re.M)
+        assert len(shown) == 2, method
+        assert all(abs(float(v) - table[method]["klom"]) <= 0.01 for v in shown), shown
+
+    # U-LiRA: 8 shadows, forget rows against as many held-out rows, AUCs with the null sd
+    sizes = re.search(
+        r"(\d+) shadows, (\d+) forget rows against (\d+) held-out rows, null sd of the AUC"
+        r" ([\d.]+)",
+        text,
+    )
+    assert sizes, "the U-LiRA cell printed no sizes"
+    shadows, n1, n0, sd = int(sizes[1]), int(sizes[2]), int(sizes[3]), float(sizes[4])
+    assert shadows == 8 and n1 == n0 > 0
+    assert sd == pytest.approx(math.sqrt((n1 + n0 + 1) / (12 * n1 * n0)), abs=5e-4)
+    scores = re.findall(
+        r"^  (original|camu|retrain oracle) +lira_auc ([\d.]+) \(([+-][\d.]+) null sd from"
+        r" 0\.5\) +lira_tpr_1fpr +([\d.]+) %$",
+        text,
+        flags=re.M,
+    )
+    assert [s[0] for s in scores] == ["original", "camu", "retrain oracle"]
+    for _, auc, away, tpr in scores:
+        assert 0.0 <= float(auc) <= 1.0 and 0.0 <= float(tpr) <= 100.0
+        assert float(away) == pytest.approx((float(auc) - 0.5) / sd, rel=0.02, abs=0.1)
+
+    # rescore: both folders, every model, nothing changed
+    rescored = r"rescore (\S+) \((run|sweep)\): (\d+) models in [\d.]+ s, (\d+) values changed"
+    done = re.findall(rescored, text)
+    # the run: original, camu, oracle of one seed; the sweep: 2 references x (original, oracle)
+    # and 2 methods x 2 seeds of cells
+    assert [(kind, int(models), int(changed)) for _, kind, models, changed in done] == [
+        ("run", 3, 0),
+        ("sweep", 2 * 2 + 2 * 2, 0),
+    ]
 
 
 def check_ran(stem: str, nb: nbformat.NotebookNode) -> None:
     text, kinds = outputs(nb)
     for snippet in EXPECTED[stem]:
         assert snippet in text, f"{stem}: expected {snippet!r} in the outputs"
+    if stem == "05-baselines-and-sweeps":
+        check_per_example(text)
     assert "image/png" in kinds, f"{stem}: no plot was drawn"
     if shutil.which("dot") and stem != MNIST:
         assert "image/svg+xml" in kinds, f"{stem}: no diagram was drawn"
