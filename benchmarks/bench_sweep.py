@@ -109,7 +109,11 @@ def numbers(out: Path) -> dict:
     """Cells' metrics and the summary tables without wall times."""
     per_cell = {}
     for path in sorted((out / "runs").rglob("seed*.json")):
-        metrics = dict(json.loads(path.read_text())["metrics"])
+        cell = json.loads(path.read_text())
+        if cell.get("status") == "failed":  # a diverged method: its code is its result
+            per_cell[str(path.relative_to(out))] = {"failed": cell["error"]["code"]}
+            continue
+        metrics = dict(cell["metrics"])
         metrics.pop("unlearn_seconds", None)
         per_cell[str(path.relative_to(out))] = metrics
     tables = json.loads((out / "summary.json").read_text())["tables"]
@@ -141,6 +145,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="backend of the untimed warm-up sweep (ray: --workers workers; it only fills the"
         " cache, so it may run in parallel)",
     )
+    parser.add_argument(
+        "--skip-warmup",
+        action="store_true",
+        help="no warm-up sweep: only when --cache-dir already holds every original, oracle and"
+        " their scores (e.g. an earlier run of this script with the same methods and seeds)",
+    )
     parser.add_argument("--cache-dir", help="model cache (default: a temporary folder)")
     parser.add_argument("--out", help="where the sweeps and the JSON go (default: temporary)")
     args = parser.parse_args(argv)
@@ -154,11 +164,15 @@ def main(argv: list[str] | None = None) -> dict:
         *("--threads", "1", "--no-plots", "--no-progress", "--cache-dir", cache),
     ]
     report: dict = {"uptime_before": uptime(), "methods": methods, "dataset": args.dataset}
-    print("warm-up (trains and scores the originals and oracles once) ...", file=sys.stderr)
+    if not args.skip_warmup:
+        print("warm-up (trains and scores the originals and oracles once) ...", file=sys.stderr)
     warm = [*base, "--out", str(work / "warm"), "--overwrite", "--backend", args.warmup_backend]
     if args.warmup_backend == "ray":
         warm += ["--workers", str(args.workers)]
-    report["warmup"] = timed(warm, env)
+    if args.skip_warmup:
+        report["warmup"] = "skipped (--skip-warmup: the cache was warm)"
+    else:
+        report["warmup"] = timed(warm, env)
     runs = {
         "local": [*base, "--backend", "local", "--out", str(work / "local")],
         "ray": [
