@@ -48,7 +48,7 @@ def main() -> None:
         if key.startswith("sweep:"):
             for png in (folder / "plots").glob("*.png"):
                 shutil.copy(png, IMAGES / png.name)
-        else:
+        elif key.startswith("eval:"):  # the U-LiRA studies' figures are not on the page
             for pattern in STUDY_FIGURES:
                 for png in (folder / "plots").glob(pattern):
                     shutil.copy(png, IMAGES / f"eval-{png.name}")
