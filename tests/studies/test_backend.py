@@ -225,3 +225,68 @@ def test_the_time_left_counts_from_the_first_cell_not_from_the_model_training():
     progress.done += 1
     assert progress.left(now=progress.first_cell + 30.0) == pytest.approx(19 * 30.0)
     progress.close()
+
+
+def test_extra_oracles_are_model_tasks_shared_between_contexts(monkeypatch):
+    # --oracles 3 with training seeds 0 and 1 on one split: each reference needs the oracles of
+    # seeds s, s+1, s+2, so the plan trains the oracles of seeds 0, 1, 2, 3 once each, as model
+    # tasks before the references (not inside them), and records only the context's own two
+    # models in each reference.
+    from types import SimpleNamespace
+
+    from causalunlearn.studies.backends import plan as plan_mod
+    from causalunlearn.studies.backends.tasks import CellSpec, ContextKey, Outcome
+
+    calls: list[tuple] = []
+
+    def model(job, ctx, which):
+        calls.append(("model", ctx.train_seed, which))
+        return Outcome(value={"which": which, "seed": ctx.train_seed})
+
+    def reference(job, ctx, stored, models):
+        calls.append(("reference", ctx.train_seed, sorted(models)))
+        return Outcome(value=({"models": models}, True))
+
+    def cell(job, spec, ref):
+        calls.append(("cell", spec.ctx.train_seed))
+        return Outcome(value={"status": "done"})
+
+    monkeypatch.setitem(plan_mod.TASKS, "model", model)
+    monkeypatch.setitem(plan_mod.TASKS, "reference", reference)
+    monkeypatch.setitem(plan_mod.TASKS, "cell", cell)
+    job = SimpleNamespace(settings=SimpleNamespace(oracles=3))
+    plan = plan_mod.Plan(job)  # type: ignore[arg-type]
+    entry = SimpleNamespace(label="m")
+    for seed in (0, 1):
+        ctx = ContextKey("digits", "class:0", seed, 0)
+        spec = CellSpec(entry, ctx, seed, seed, {}, {"seed": seed})  # type: ignore[arg-type]
+        plan.add(spec, Path(f"cell{seed}.json"), Path(f"ref{seed}.json"), lambda _p: None)
+    references: dict[str, dict] = {}
+    progress = plan_mod.SweepProgress(2, 0, enabled=False)
+    plan_mod.run_plan(
+        plan,
+        Backend(),
+        on_reference=lambda path, ref, changed: references.__setitem__(str(path), ref),
+        on_cell=lambda spec, path, c: None,
+        progress=progress,
+    )
+    progress.close()
+    models = [c for c in calls if c[0] == "model"]
+    assert sorted(models) == [
+        ("model", 0, "oracle"),
+        ("model", 0, "original"),
+        ("model", 1, "oracle"),
+        ("model", 1, "original"),
+        ("model", 2, "oracle"),
+        ("model", 3, "oracle"),
+    ]
+    first_reference = next(i for i, c in enumerate(calls) if c[0] == "reference")
+    # context 0's reference comes after its three oracles (seeds 0-2) and its original
+    assert {("model", s, "oracle") for s in (0, 1, 2)} <= set(calls[:first_reference])
+    assert [c for c in calls if c[0] == "reference"] == [
+        ("reference", 0, ["oracle", "original"]),
+        ("reference", 1, ["oracle", "original"]),
+    ]
+    assert references["ref0.json"]["models"]["oracle"] == {"which": "oracle", "seed": 0}
+    assert references["ref1.json"]["models"]["oracle"] == {"which": "oracle", "seed": 1}
+    assert [c for c in calls if c[0] == "cell"] == [("cell", 0), ("cell", 1)]

@@ -5,7 +5,11 @@ The graph, per context (a dataset, scenario, training seed and split seed; see
 
     original (one per dataset and training seed, shared by the scenarios)  ─┐
     oracle   (one per context)                                               ├─► reference ─► cells
-                                                                             ┘
+    oracles 1..K−1 (``--oracles K``: the oracles of training seeds s+1..s+K−1) ┘
+
+An extra oracle is the oracle of another training seed on the same split, so it is one model
+task shared with the context of that seed (when the sweep has it) and trained on a worker of
+its own, not inside the reference task, where a worker would wait on another's file lock.
 
 A task is handed to the backend once its inputs exist, so the cells of a context start as soon
 as its two models are trained and scored, while other contexts' models still train. Ready tasks
@@ -22,7 +26,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +42,7 @@ from causalunlearn.studies.backends.tasks import (
     model_task,
     reference_task,
 )
+from causalunlearn.studies.oracles import oracle_seeds
 
 _log = logging.getLogger("causalunlearn.studies.sweep")
 
@@ -249,17 +254,30 @@ def run_plan(
 
     waiting: dict[Any, list[tuple[_Context, str]]] = {}  # model key → contexts that need it
 
+    needs: dict[ContextKey, int] = {}  # context → models its reference waits for
+
     def model_done(key: Any, info: dict[str, Any]) -> None:
         for ctx, which in waiting.pop(key):
             ctx.models[which] = info
-            if len(ctx.models) == 2:
-                push(ctx, 2, "reference", (ctx.key, ctx.stored, dict(ctx.models)), ctx)
+            if len(ctx.models) == needs[ctx.key]:
+                recorded = {k: ctx.models[k] for k in ("original", "oracle")}
+                push(ctx, 2, "reference", (ctx.key, ctx.stored, recorded), ctx)
 
+    count = getattr(plan.job.settings, "oracles", 1)
     for ctx in plan.contexts.values():
-        for which, key in (("original", _original_key(ctx.key)), ("oracle", ctx.key)):
+        # (name in ctx.models, the waiting key, the task's context, the task's model kind)
+        models = [
+            ("original", _original_key(ctx.key), ctx.key, "original"),
+            ("oracle", ctx.key, ctx.key, "oracle"),
+        ]
+        for seed in oracle_seeds(ctx.key.train_seed, count)[1:]:
+            other = replace(ctx.key, train_seed=seed)
+            models.append((f"oracle-{seed}", other, other, "oracle"))
+        needs[ctx.key] = len(models)
+        for which, key, of, kind in models:
             if key not in waiting:
                 waiting[key] = []
-                push(ctx, 0 if which == "original" else 1, "model", (ctx.key, which), key)
+                push(ctx, 0 if kind == "original" else 1, "model", (of, kind), key)
             waiting[key].append((ctx, which))
 
     running: dict[Any, tuple[str, Any, Any]] = {}
