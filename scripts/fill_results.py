@@ -9,7 +9,8 @@ Each sweep's ``summary.md`` (legend paragraph dropped, headings shortened) repla
 between ``<!-- KEY -->`` and ``<!-- /KEY -->`` in docs/results.md. The four grids' ``plots/*.png``
 are copied to docs/img/results/ as they are; the evaluation studies' (``eval:*``, ``lira:*``)
 with the prefix ``eval-`` and only the figures the grids do not have (confusion matrices), so
-they never replace a grid's bars. A sweep folder without a summary is left out.
+they never replace a grid's bars; the CIFAR-10 sweeps' (``cifar:*``) all, prefixed with their
+folder's name. A sweep folder without a summary is left out.
 
 The U-LiRA studies' reference rows are scored on each cell's own shadows (which unlearned with
 the cell's method), so their summaries leave them empty; ``<!-- lira-refs:NAME -->`` gets the
@@ -34,6 +35,8 @@ SWEEPS = {
     "eval:fashion-class": ROOT / "runs" / "eval-fashion-class",
     "lira:digits": ROOT / "runs" / "eval-digits-lira",
     "lira:mnist": ROOT / "runs" / "eval-mnist-lira",
+    "cifar:ablate": ROOT / "runs" / "cifar-ablate",
+    "cifar:baselines": ROOT / "runs" / "cifar-baselines",
 }
 #: The U-LiRA studies whose per-cell reference scores get a table of their own.
 LIRA_REFERENCES = {
@@ -112,6 +115,9 @@ def main() -> None:
         if key.startswith("sweep:"):
             for png in (folder / "plots").glob("*.png"):
                 shutil.copy(png, IMAGES / png.name)
+        elif key.startswith("cifar:"):  # every figure, named after its folder (both have bars)
+            for png in (folder / "plots").glob("*.png"):
+                shutil.copy(png, IMAGES / f"{folder.name}-{png.name}")
         elif key.startswith("eval:"):  # the U-LiRA studies' figures are not on the page
             for pattern in STUDY_FIGURES:
                 for png in (folder / "plots").glob(pattern):
