@@ -9,8 +9,8 @@ Each sweep's ``summary.md`` (legend paragraph dropped, headings shortened) repla
 between ``<!-- KEY -->`` and ``<!-- /KEY -->`` in docs/results.md. The four grids' ``plots/*.png``
 are copied to docs/img/results/ as they are; the evaluation studies' (``eval:*``, ``lira:*``)
 with the prefix ``eval-`` and only the figures the grids do not have (confusion matrices), so
-they never replace a grid's bars; the CIFAR-10 sweeps' (``cifar:*``) all, prefixed with their
-folder's name. A sweep folder without a summary is left out.
+they never replace a grid's bars; the CIFAR-10 sweeps' (``cifar:*``) ablation and confusion
+figures, prefixed with their folder's name. A sweep folder without a summary is left out.
 
 The U-LiRA studies' reference rows are scored on each cell's own shadows (which unlearned with
 the cell's method), so their summaries leave them empty; ``<!-- lira-refs:NAME -->`` gets the
@@ -45,6 +45,8 @@ LIRA_REFERENCES = {
 }
 #: The figures an evaluation study adds to the page (the grids have the bars).
 STUDY_FIGURES = ("confusion-*.png",)
+#: The CIFAR-10 sweeps' figures on the page (the ablation figure exists for ``ablate`` only).
+CIFAR_FIGURES = ("ablation-*.png", "confusion-*.png")
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -115,9 +117,10 @@ def main() -> None:
         if key.startswith("sweep:"):
             for png in (folder / "plots").glob("*.png"):
                 shutil.copy(png, IMAGES / png.name)
-        elif key.startswith("cifar:"):  # every figure, named after its folder (both have bars)
-            for png in (folder / "plots").glob("*.png"):
-                shutil.copy(png, IMAGES / f"{folder.name}-{png.name}")
+        elif key.startswith("cifar:"):  # the figures on the page, named after their folder
+            for pattern in CIFAR_FIGURES:
+                for png in (folder / "plots").glob(pattern):
+                    shutil.copy(png, IMAGES / f"{folder.name}-{png.name}")
         elif key.startswith("eval:"):  # the U-LiRA studies' figures are not on the page
             for pattern in STUDY_FIGURES:
                 for png in (folder / "plots").glob(pattern):

@@ -263,7 +263,7 @@ def run_plan(
                 recorded = {k: ctx.models[k] for k in ("original", "oracle")}
                 push(ctx, 2, "reference", (ctx.key, ctx.stored, recorded), ctx)
 
-    count = getattr(plan.job.settings, "oracles", 1)
+    count = plan.job.settings.oracles
     for ctx in plan.contexts.values():
         # (name in ctx.models, the waiting key, the task's context, the task's model kind)
         models = [
