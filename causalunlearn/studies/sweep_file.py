@@ -28,7 +28,7 @@ the file's, else :data:`DEFAULT_SEEDS`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +202,19 @@ def seed_fields(
     return {"seeds": DEFAULT_SEEDS}
 
 
+def _distinct_preset_labels(entries: list[Entry]) -> list[Entry]:
+    """One graph at several presets (``camu.yaml`` and ``camu.yaml@cifar-class-resnet20``): each
+    entry whose label repeats and whose preset was named is labelled ``NAME@PRESET``; the entry
+    with the automatic preset keeps the plain name. Other labels are left as they are."""
+    labels = [e.label for e in entries]
+    return [
+        replace(e, label=f"{e.label}@{e.preset or '-'}")
+        if labels.count(e.label) > 1 and e.preset != "auto"
+        else e
+        for e in entries
+    ]
+
+
 def sweep_entries(
     methods: Sequence[str] = (),
     ablate: str | None = None,
@@ -218,7 +231,7 @@ def sweep_entries(
         RunError: ``no-methods`` when nothing is given; ``unknown-override-path`` and
             ``unknown-set-method`` from the assignments.
     """
-    entries = [load_entry(str(spec)) for spec in methods]
+    entries = _distinct_preset_labels([load_entry(str(spec)) for spec in methods])
     if ablate:
         graph = causal_graph(load_method_file(ablate))
         if graph is None:

@@ -178,3 +178,16 @@ def test_sweep_file_oracles_reach_the_settings(tmp_path: Path, monkeypatch):
         with pytest.raises(RunError) as err:
             read_sweep_file(file)
         assert err.value.code == "bad-sweep-file" and "'oracles'" in str(err.value), bad
+
+
+def test_one_graph_at_two_presets_gets_two_labels():
+    entries = sweep_entries(["camu", "camu@mnist-random", "baselines/finetune@mnist-class"])
+    assert [e.label for e in entries] == ["camu", "camu@mnist-random", "finetune"]
+    auto, named, _ = entries
+    assert auto.resolve("mnist", "class:0")[1] == "mnist-class"
+    assert named.resolve("mnist", "class:0")[1] == "mnist-random"  # the named one, not auto
+    (alone,) = sweep_entries(["camu@mnist-random"])
+    assert alone.label == "camu"  # a name that does not repeat keeps its folder name
+    # @- (no preset) is a preset choice too; two identical specs still clash (in the study).
+    assert [e.label for e in sweep_entries(["camu", "camu@-"])] == ["camu", "camu@-"]
+    assert [e.label for e in sweep_entries(["camu@-", "camu@-"])] == ["camu@-", "camu@-"]
