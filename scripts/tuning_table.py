@@ -27,6 +27,7 @@ SCENARIOS = [
     ("mnist", "random:0.1"),
     ("fashion-mnist", "class:0"),
     ("fashion-mnist", "random:0.1"),
+    ("cifar10", "class:0"),
 ]
 
 
