@@ -107,7 +107,9 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_resumes(tmp_path, capsys):
     if ray.is_initialized():
         ray.shutdown()
     nap = tmp_path / "nap.yaml"
-    nap.write_text("format: causalunlearn.method/v1\nname: nap\nmethod: nap\nparams: {seconds: 3}")
+    # Ctrl-C must land while the second cell sleeps: a 3 s window was missed once in CI (the
+    # driver had finished both cells and exited 0 by the time the signal came), so 6 s.
+    nap.write_text("format: causalunlearn.method/v1\nname: nap\nmethod: nap\nparams: {seconds: 6}")
     cache = tmp_path / "cache"
 
     def command(out: Path, *backend: str) -> list[str]:
