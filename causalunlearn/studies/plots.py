@@ -368,7 +368,7 @@ def confusion_matrices(matrices: Mapping[str, Any], title: str, path: str | Path
                             fontsize=6,
                             color=color,
                         )
-        ax.set_title(f"{label} ({int(counts.sum())} rows)", fontsize=9)
+        ax.set_title(f"{label}\n{int(counts.sum())} rows", fontsize=9)  # long labels fit
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("true class", fontsize=8)
         ax.tick_params(labelsize=7)
